@@ -1,0 +1,81 @@
+"""TrainApp: the server extension, and ``jupyter train`` (the same app, headless).
+
+Configuration (traitlets), e.g. in jupyter_server_config.py::
+
+    c.TrainApp.workspace_dir = "/data/train-workspace"   # or JUPYTER_TRAIN_WORKSPACE
+    c.TrainApp.snapshot_max_mb = 300
+    c.TrainApp.snapshot_max_files = 2000
+    c.TrainApp.poll_interval = 0.02
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Integer, Unicode, default
+
+from . import __version__
+from .errors import WorkspaceLocked
+from .handlers import handlers
+from .workspace import WorkspaceDir, default_workspace_dir
+
+
+class TrainApp(ExtensionApp):
+    name = "jupyter_ext"
+    app_name = "jupyter train"
+    description = "Train PyTorch models from notebooks on your own machines (headless server)."
+    extension_url = "/train/api"
+    load_other_extensions = False  # `jupyter train` serves only this; under JupyterLab, all load
+
+    workspace_dir = Unicode(config=True, help="Directory holding the database, runs, snapshots "
+                            "and models. Default: $JUPYTER_TRAIN_WORKSPACE or ~/.jupyter-train/workspace.")
+    snapshot_max_mb = Float(300.0, config=True, help="Largest source snapshot, in MB.")
+    snapshot_max_files = Integer(2000, config=True, help="Most files in a source snapshot.")
+    poll_interval = Float(0.02, config=True, help="Seconds between passes of the run tailer.")
+
+    @default("workspace_dir")
+    def _default_workspace_dir(self):
+        return default_workspace_dir()
+
+    def initialize_settings(self):
+        self.workspace = WorkspaceDir(self.workspace_dir)
+        self.manager = None
+        try:
+            self.workspace.acquire(self._server_info())
+        except WorkspaceLocked as exc:
+            # A second server on the same workspace: say who owns it; serve errors, not state.
+            self.log.warning("jupyter-train: %s", exc.message)
+            self.settings["train_unavailable"] = exc.message
+            return
+        from .runs import RunManager
+
+        self.manager = RunManager(self.workspace_dir, snapshot_max_mb=self.snapshot_max_mb,
+                                  snapshot_max_files=self.snapshot_max_files,
+                                  poll_interval=self.poll_interval)
+        self.settings["train_manager"] = self.manager
+        self.log.info("jupyter-train %s: workspace %s", __version__, self.workspace.path)
+
+    def _server_info(self) -> dict:
+        sa = self.serverapp
+        return {"pid": os.getpid(), "url": sa.connection_url, "token": sa.identity_provider.token,
+                "version": __version__, "base_url": sa.base_url}
+
+    def initialize_handlers(self):
+        self.handlers.extend(handlers())  # jupyter_server prepends base_url
+
+    async def _start_jupyter_server_extension(self, serverapp):
+        if self.manager is None:
+            return
+        # The real port (port=0 picks a free one) is known only now: publish the info again.
+        self.workspace.publish(self._server_info())
+        await self.manager.start()
+
+    async def stop_extension(self):
+        if self.manager is not None:
+            await self.manager.stop()
+            self.workspace.release()
+
+
+def main(argv=None):
+    TrainApp.launch_instance(argv)

@@ -1,0 +1,36 @@
+"""Registered models: list, register, get, download a file."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from .base import TrainHandler
+from .runs import FileHandler, bad_version
+
+
+class ModelsHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self):
+        self.send_json({"models": self.manager.list_models(self.get_query_argument("name", None))})
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        self.send_json(await self.manager.register_model(self.json_body()), status=201)
+
+
+class ModelHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, name):
+        version = self.get_query_argument("version", None)
+        self.send_json(self.manager.get_model(name, bad_version(version) if version else None))
+
+
+class ModelFileHandler(FileHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name, version, path):
+        await self.send_file(self.manager.model_file_path(name, bad_version(version), path))

@@ -1,0 +1,139 @@
+"""Runs, experiments and compute: thin handlers over the RunManager."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..errors import InvalidRequest
+from ..runs import SubmitRequest
+from ..runs.ingest import read_complete_lines
+from .base import TrainHandler
+
+MAX_LOG_CHUNK = 1 << 20
+
+
+class InfoHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self):
+        from .. import __version__
+
+        self.send_json({"version": __version__, "workspace": str(self.manager.ws.path),
+                        "pid": os.getpid()})
+
+
+class RunsHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self):
+        runs = self.manager.list_runs(experiment=self.get_query_argument("experiment", None),
+                                      status=self.get_query_argument("status", None),
+                                      limit=self.int_arg("limit", 100, 1))
+        self.send_json({"runs": runs})
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        run = await self.manager.submit(SubmitRequest.from_json(self.json_body()))
+        self.send_json(run, status=201)
+
+
+class RunHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, run_id):
+        self.send_json(self.manager.get_run(run_id))
+
+    @web.authenticated
+    @authorized
+    def patch(self, run_id):
+        self.send_json(self.manager.update_tags(run_id, self.json_body().get("tags")))
+
+
+class CancelHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def post(self, run_id):
+        self.send_json(self.manager.cancel(run_id))
+
+
+class LogsHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, run_id):
+        self.send_json({"logs": self.manager.log_files(run_id)})
+
+
+class LogHandler(TrainHandler):
+    """A chunk of one log file: whole lines from a byte offset, and where to continue."""
+
+    @web.authenticated
+    @authorized
+    def get(self, run_id, name):
+        path = self.manager.log_path(run_id, name)
+        offset = self.int_arg("offset", 0)
+        limit = min(self.int_arg("limit", 256 * 1024, 1), MAX_LOG_CHUNK)
+        final = self.manager.get_run(run_id)["status"] in ("Completed", "Failed", "Canceled")
+        data, next_offset = read_complete_lines(path, offset, limit, final=final)
+        size = path.stat().st_size
+        self.send_json({"name": name, "offset": offset, "next_offset": next_offset, "size": size,
+                        "text": data.decode("utf-8", "replace"),
+                        "eof": final and next_offset >= size})
+
+
+class MetricsHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, run_id):
+        self.send_json(self.manager.metrics(run_id, self.int_arg("cursor", 0),
+                                            self.int_arg("limit", 1000, 1)))
+
+
+class FilesHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, run_id):
+        self.send_json({"files": self.manager.file_names(run_id)})
+
+
+class FileHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, run_id, name):
+        await self.send_file(self.manager.file_path(run_id, name))
+
+    async def send_file(self, path) -> None:
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        self.set_header("Content-Type", ctype)
+        self.set_header("Content-Length", str(path.stat().st_size))
+        self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+
+class ExperimentsHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self):
+        self.send_json({"experiments": self.manager.store.list_experiments()})
+
+
+class ComputeHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self):
+        self.send_json({"computes": self.manager.compute_targets()})
+
+
+def bad_version(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidRequest(f"Model version {raw!r} must be an integer.") from None

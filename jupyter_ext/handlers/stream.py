@@ -1,0 +1,128 @@
+"""WebSocket per run: status, log lines and metrics, resumable from offsets and a cursor.
+
+Query: ``cursor`` (last metric id seen) and ``logs`` (``name:offset,name:offset`` for log files
+already read). Each message says where it starts and ends, so a client that reconnects with the
+offsets it holds gets every line and every point exactly once. Messages:
+``{"type": "status", "run": {...}}``, ``{"type": "log", "name", "offset", "next_offset", "text"}``,
+``{"type": "metrics", "items": [...], "cursor"}``, and ``{"type": "end", "status"}`` once the run
+has finished and everything has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web, websocket
+
+from ..errors import InvalidRequest, TrainError
+from ..launcher.spec import TERMINAL_STATES
+from ..runs.ingest import read_complete_lines
+from .base import AUTH_RESOURCE
+
+LOG_CHUNK = 256 * 1024
+IDLE_RECHECK_S = 1.0
+
+
+def parse_offsets(raw: str) -> dict[str, int]:
+    offsets = {}
+    for part in filter(None, (raw or "").split(",")):
+        name, _, off = part.rpartition(":")
+        try:
+            offsets[name] = int(off)
+        except ValueError:
+            raise InvalidRequest(f"logs={raw!r}: give name:offset pairs separated by commas.") from None
+    return offsets
+
+
+class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
+    auth_resource = AUTH_RESOURCE
+
+    async def pre_get(self):
+        allowed = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "read",
+                                                                   AUTH_RESOURCE))
+        if not allowed:
+            raise web.HTTPError(403)
+
+    @ws_authenticated
+    async def get(self, run_id):
+        await self.pre_get()
+        manager = self.settings.get("train_manager")
+        if manager is None:
+            raise web.HTTPError(503, "jupyter-train is not available on this server")
+        try:
+            manager.get_run(run_id)
+            self.offsets = parse_offsets(self.get_query_argument("logs", ""))
+            self.cursor = int(self.get_query_argument("cursor", "0") or 0)
+        except (TrainError, ValueError) as exc:
+            raise web.HTTPError(404 if getattr(exc, "status", 400) == 404 else 400, str(exc)) from None
+        self.manager = manager
+        await super().get(run_id=run_id)
+
+    def open(self, run_id):
+        self.run_id = run_id
+        self.wake = self.manager.tailer.subscribe(run_id)
+        self.pump_task = asyncio.ensure_future(self.pump())
+
+    def on_close(self):
+        self.manager.tailer.unsubscribe(self.run_id, self.wake)
+        task = getattr(self, "pump_task", None)
+        if task:
+            task.cancel()
+
+    def on_message(self, message):
+        pass  # the stream is one-way; clients reconnect with offsets to resume
+
+    async def send(self, msg: dict) -> None:
+        await self.write_message(json.dumps(msg, allow_nan=False))
+
+    async def pump(self):
+        last = None
+        try:
+            while True:
+                self.wake.clear()
+                run = self.manager.get_run(self.run_id)
+                sent = False
+                if (run["status"], len(run["phases"])) != last:
+                    last = (run["status"], len(run["phases"]))
+                    await self.send({"type": "status", "run": run})
+                    sent = True
+                sent |= await self.send_logs(run["status"] in TERMINAL_STATES)
+                sent |= await self.send_metrics()
+                caught_up = self.run_id not in self.manager.tailer.active
+                if run["status"] in TERMINAL_STATES and caught_up and not sent:
+                    await self.send({"type": "end", "status": run["status"]})
+                    self.close()
+                    return
+                if not sent:
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), IDLE_RECHECK_S)
+                    except asyncio.TimeoutError:
+                        pass
+        except (websocket.WebSocketClosedError, asyncio.CancelledError):
+            return
+
+    async def send_logs(self, final: bool) -> bool:
+        logs = self.manager.run_dir(self.run_id).logs
+        sent = False
+        for path in sorted(p for p in logs.rglob("*.txt") if p.is_file()):
+            name = str(path.relative_to(logs))
+            off = self.offsets.get(name, 0)
+            data, nxt = read_complete_lines(path, off, LOG_CHUNK, final=final)
+            if nxt > off:
+                self.offsets[name] = nxt
+                await self.send({"type": "log", "name": name, "offset": off, "next_offset": nxt,
+                                 "text": data.decode("utf-8", "replace")})
+                sent = True
+        return sent
+
+    async def send_metrics(self) -> bool:
+        page = self.manager.metrics(self.run_id, self.cursor, 1000)
+        if not page["items"]:
+            return False
+        self.cursor = page["cursor"]
+        await self.send({"type": "metrics", "items": page["items"], "cursor": self.cursor})
+        return True

@@ -1,0 +1,1 @@
+"""Launcher: what runs (command builders) and where it runs (targets)."""

@@ -1,0 +1,54 @@
+"""Processes on this host: the embedded default compute target ("local")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from .api import Request, Target
+from .commands import supervisor_command
+from .procs import is_alive, terminate_groups
+from .rundir import RunDir
+from .spec import RunSpec
+
+
+class LocalTarget(Target):
+    kind = "local"
+
+    def __init__(self, name: str = "local", python: str | None = None):
+        self.name = name
+        self.python = python or sys.executable
+
+    def dryrun(self, spec: RunSpec, rd: RunDir) -> Request:
+        env = {"JUPYTER_TRAIN_SUPERVISOR": "1"}
+        return Request(target=self.name, argv=supervisor_command(self.python, str(rd.path)),
+                       env=env, cwd=str(rd.path))
+
+    def schedule(self, spec: RunSpec, rd: RunDir) -> dict:
+        req = self.dryrun(spec, rd)
+        env = dict(os.environ)
+        env.update(req.env)
+        # The supervisor must outlive the server and the kernel: its own session, no inherited
+        # stdio (the server's terminal may go away), output of its own into logs/supervisor.txt.
+        with open(rd.logs / "supervisor.txt", "ab") as log:
+            proc = subprocess.Popen(req.argv, cwd=req.cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    close_fds=True)
+        return {"supervisor_pid": proc.pid, "_popen": proc}
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "nodes": 1, "cpus": os.cpu_count() or 1,
+                "gpus": 0, "state": "ready"}
+
+    def cancel(self, rd: RunDir) -> bool:
+        info = rd.read_supervisor_info() or {}
+        pid, started = info.get("pid"), info.get("start_time")
+        if is_alive(pid, started):
+            os.kill(pid, signal.SIGTERM)
+            return True
+        # The supervisor is gone: stop the process groups it left behind ourselves.
+        pgids = info.get("pgids") or []
+        terminate_groups(pgids, grace_s=2.0)
+        return bool(pgids)

@@ -1,0 +1,131 @@
+"""The per-run supervisor: ``python -m jupyter_ext.launcher.supervisor RUN_DIR``.
+
+Started detached (its own session) by a target, so that neither a kernel restart nor a server
+restart touches the run. It starts each node's command in a process group of its own, with
+stdout and stderr going straight into that node's log file (no pipe to copy through), waits,
+handles cancellation (SIGTERM to the supervisor), moves ``./outputs`` and ``./logs`` of the
+working copy into run history and appends the final state. Standard library only: it must
+start fast and must not depend on the server being importable in its current state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .finalize import failure_summary, finalize_outputs
+from .procs import start_time, terminate_groups
+from .rundir import RunDir
+from .spec import RunSpec, RunState
+
+POLL_S = 0.02
+
+
+class Supervisor:
+    def __init__(self, run_dir: str):
+        self.rd = RunDir(run_dir)
+        self.spec = RunSpec.load(self.rd.spec_path)
+        self.cancel_requested = False
+        self.procs: list[tuple[object, subprocess.Popen]] = []
+
+    def _on_signal(self, signum, frame):
+        self.cancel_requested = True
+
+    def node_env(self, node) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("JUPYTER_TRAIN_SUPERVISOR", None)
+        env.update(self.spec.env)
+        env.update(node.env)
+        env.update(
+            {
+                "JUPYTER_TRAIN_RUN_ID": self.spec.run_id,
+                "JUPYTER_TRAIN_EXPERIMENT": self.spec.experiment,
+                "JUPYTER_TRAIN_RUN_DIR": str(self.rd.path),
+                "JUPYTER_TRAIN_METRICS_DIR": str(self.rd.metrics),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def start_nodes(self) -> None:
+        for node in self.spec.nodes:
+            log_path = self.rd.logs / f"{node.log_name}.txt"
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(
+                    node.argv,
+                    cwd=self.rd.path / node.cwd,
+                    env=self.node_env(node),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.procs.append((node, proc))
+
+    def wait_nodes(self) -> None:
+        while True:
+            codes = [p.poll() for _, p in self.procs]
+            if all(c is not None for c in codes):
+                return
+            if self.cancel_requested:
+                self.rd.append_event(RunState.CANCEL_REQUESTED, "supervisor", "Stopping the processes")
+                terminate_groups([p.pid for _, p in self.procs], self.spec.cancel_grace_s)
+                for _, p in self.procs:
+                    p.wait()
+                return
+            if any(c not in (None, 0) for c in codes):
+                # One node failed: the others cannot finish a distributed job; stop them.
+                terminate_groups([p.pid for _, p in self.procs if p.poll() is None], self.spec.cancel_grace_s)
+            time.sleep(POLL_S)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        me = os.getpid()
+        info = {"pid": me, "start_time": start_time(me), "pgids": []}
+        self.rd.write_supervisor_info(info)
+        self.rd.append_event(RunState.STARTING, "supervisor", pid=me)
+        try:
+            self.start_nodes()
+        except OSError as exc:
+            msg = f"Could not start {self.spec.nodes[0].argv[0]!r}: {exc.strerror or exc}"
+            self.rd.append_event(RunState.FAILED, "supervisor", msg)
+            return 1
+        info["pgids"] = [p.pid for _, p in self.procs]
+        self.rd.write_supervisor_info(info)
+        self.rd.append_event(RunState.RUNNING, "supervisor", pids=info["pgids"])
+        self.wait_nodes()
+        self.rd.append_event(RunState.FINALIZING, "supervisor")
+        finalize_outputs(self.rd)
+        return self.finish()
+
+    def finish(self) -> int:
+        codes = {node.log_name: p.returncode for node, p in self.procs}
+        if self.cancel_requested:
+            self.rd.append_event(RunState.CANCELED, "supervisor", "Canceled by request", exit_codes=codes)
+            return 0
+        failed = [(node, p.returncode) for node, p in self.procs if p.returncode != 0]
+        if not failed:
+            self.rd.append_event(RunState.COMPLETED, "supervisor", exit_codes=codes)
+            return 0
+        node, code = failed[0]
+        message = failure_summary(self.rd.logs / f"{node.log_name}.txt", node.log_name, code)
+        self.rd.append_event(RunState.FAILED, "supervisor", message, exit_codes=codes, failed_rank=node.rank)
+        return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or not Path(argv[0], "spec.json").is_file():
+        print("usage: python -m jupyter_ext.launcher.supervisor RUN_DIR (a directory holding spec.json)",
+              file=sys.stderr)
+        return 2
+    return Supervisor(argv[0]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

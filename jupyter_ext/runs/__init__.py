@@ -1,0 +1,3 @@
+from .manager import RunManager, SubmitRequest
+
+__all__ = ["RunManager", "SubmitRequest"]

@@ -1,0 +1,302 @@
+"""RunManager: submit, queue, cancel and reconcile runs; answer queries about them.
+
+Framework-free: no tornado, no jupyter_server. The handlers call it; it calls the store, the
+snapshot store and the targets. Slow work (snapshots, copies) runs in a thread so the event
+loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Conflict, InvalidRequest, NotFound, UnknownComputeTarget
+from ..launcher.api import Target
+from ..launcher.commands import python_command
+from ..launcher.local_target import LocalTarget
+from ..launcher.rundir import RunDir
+from ..launcher.spec import RunSpec, RunState
+from ..paths import check_name, safe_join
+from ..snapshots import SnapshotStore
+from ..store import SQLiteStore
+from ..workspace import WorkspaceDir
+from .tailer import Tailer
+
+log = logging.getLogger("jupyter_ext")
+
+
+@dataclass
+class SubmitRequest:
+    experiment: str
+    source_directory: str
+    script: str
+    arguments: list = field(default_factory=list)
+    compute_target: str = "local"
+    python: str = ""
+    environment_variables: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body) -> "SubmitRequest":
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object describing the run.")
+        unknown = set(body) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidRequest(f"Unknown field(s) {sorted(unknown)}; allowed: "
+                                 f"{sorted(cls.__dataclass_fields__)}.")
+        for req in ("experiment", "source_directory", "script"):
+            if not isinstance(body.get(req), str) or not body.get(req):
+                raise InvalidRequest(f"'{req}' is required and must be a non-empty string.")
+        args = body.get("arguments", [])
+        if not isinstance(args, list):
+            raise InvalidRequest("'arguments' must be a list of strings and numbers.")
+        for i, a in enumerate(args):
+            if isinstance(a, bool) or not isinstance(a, (str, int, float)):
+                raise InvalidRequest(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument "
+                                     "must be a str, int or float. Convert it, e.g. str(value).")
+        for key in ("environment_variables", "tags"):
+            d = body.get(key, {})
+            if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+                raise InvalidRequest(f"'{key}' must be an object of string keys.")
+        return cls(**body)
+
+
+class RunManager:
+    def __init__(self, workspace_dir: str, *, snapshot_max_mb: float = 300,
+                 snapshot_max_files: int = 2000, poll_interval: float = 0.02,
+                 targets: list[Target] | None = None):
+        self.ws = WorkspaceDir(workspace_dir).create()
+        self.store = SQLiteStore(str(self.ws.db_path))
+        self.snapshots = SnapshotStore(self.ws.snapshots)
+        self.snapshot_max_bytes = int(snapshot_max_mb * 1e6)
+        self.snapshot_max_files = snapshot_max_files
+        self.targets: dict[str, Target] = {t.name: t for t in (targets or [LocalTarget()])}
+        self.tailer = Tailer(self, poll_interval)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.tailer.reconcile()
+        self.tailer.start()
+
+    async def stop(self) -> None:
+        await self.tailer.stop()
+        self.store.close()
+
+    def run_dir(self, run_id: str) -> RunDir:
+        return RunDir(self.ws.runs / run_id)
+
+    # -- submit ---------------------------------------------------------------------------
+    async def submit(self, req: SubmitRequest) -> dict:
+        check_name("Experiment", req.experiment)
+        target = self.targets.get(req.compute_target)
+        if target is None:
+            raise UnknownComputeTarget(
+                f"Unknown compute target {req.compute_target!r}. Known targets: "
+                f"{', '.join(sorted(self.targets))}. Create it first or pick one of these.")
+        python = req.python or sys.executable
+        if not (os.path.isabs(python) and os.access(python, os.X_OK)):
+            raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
+                                 "path on the server's machine.")
+        source = os.path.abspath(os.path.expanduser(req.source_directory))
+        script_path = safe_join(source, req.script) if os.path.isdir(source) else None
+        if script_path is not None and not script_path.is_file():
+            raise InvalidRequest(f"The script {req.script!r} was not found in {source}. Check the "
+                                 "name, or set source_directory to the folder that holds it.")
+        now = time.time()
+        run_id = f"{req.experiment}_{int(now)}_{secrets.token_hex(4)}"
+        # Snapshot before anything exists for the run: a bad source directory leaves no trace.
+        snap = await asyncio.to_thread(self.snapshots.take, source, self.snapshot_max_bytes,
+                                       self.snapshot_max_files)
+        script_rel = os.path.relpath(script_path, os.path.realpath(source))
+        if script_rel not in {e[0] for e in self.snapshots.manifest(snap.id)}:
+            raise InvalidRequest(f"The script {req.script!r} is excluded by the ignore rules "
+                                 "(.amlignore / .gitignore) of the source directory.")
+        spec = RunSpec(run_id=run_id, experiment=req.experiment, script=script_rel,
+                       arguments=[str(a) for a in req.arguments], compute_target=target.name,
+                       python=python, snapshot_id=snap.id, env=dict(req.environment_variables),
+                       tags={k: str(v) for k, v in req.tags.items()}, created_at=now)
+        spec.nodes = python_command(spec)
+        rd = self.run_dir(run_id)
+        rd.create()
+        rd.spec_path.write_text(spec.to_json())
+        self.store.insert_run({"id": run_id, "experiment": req.experiment,
+                               "status": RunState.NOT_STARTED.value, "created_at": now,
+                               "compute_target": target.name, "script": script_rel,
+                               "arguments": spec.arguments, "tags": spec.tags,
+                               "properties": {"snapshot_files": snap.files,
+                                              "snapshot_bytes": snap.bytes,
+                                              "source_directory": source},
+                               "snapshot_id": snap.id, "run_dir": str(rd.path)})
+        rd.append_event(RunState.NOT_STARTED, "server")
+        rd.append_event(RunState.PREPARING, "server", f"snapshot {snap.id}: {snap.files} files, "
+                        f"{snap.new_files} new")
+        try:
+            await asyncio.to_thread(self.snapshots.materialize, snap.id, rd.wd)
+        except OSError as exc:
+            rd.append_event(RunState.FAILED, "server", f"Could not prepare the working copy: {exc}")
+            return self.tailer.sync(run_id)
+        rd.append_event(RunState.QUEUED, "server", target=target.name)
+        self.tailer.sync(run_id)
+        self._schedule(target, spec, rd)
+        return self.tailer.sync(run_id)
+
+    def _schedule(self, target: Target, spec: RunSpec, rd: RunDir) -> None:
+        if rd.last_state() in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
+            return
+        try:
+            handle = target.schedule(spec, rd)
+        except OSError as exc:
+            rd.append_event(RunState.FAILED, "server", f"Could not start on {target.name}: {exc}")
+            return
+        popen = handle.pop("_popen", None)
+        if popen is not None:
+            self.tailer.children[spec.run_id] = popen
+
+    # -- cancel ---------------------------------------------------------------------------
+    def cancel(self, run_id: str) -> dict:
+        run = self.get_run(run_id)
+        if RunState(run["status"]).is_terminal():
+            return run
+        rd = self.run_dir(run_id)
+        rd.append_event(RunState.CANCEL_REQUESTED, "server")
+        target = self.targets.get(run["compute_target"])
+        delivered = target.cancel(rd) if target else False
+        if not delivered and rd.read_supervisor_info() is None and run_id not in self.tailer.children:
+            rd.append_event(RunState.CANCELED, "server", "Canceled before it started")
+        return self.tailer.sync(run_id)
+
+    # -- queries --------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> dict:
+        run = self.store.get_run(run_id) if isinstance(run_id, str) else None
+        if run is None:
+            raise NotFound(f"No run {run_id!r} in this workspace. List runs with GET /train/api/runs.")
+        return run
+
+    def list_runs(self, experiment=None, status=None, limit=100) -> list[dict]:
+        return self.store.list_runs(experiment=experiment, status=status, limit=limit)
+
+    def log_files(self, run_id: str) -> list[dict]:
+        self.get_run(run_id)
+        logs = self.run_dir(run_id).logs
+        out = []
+        for p in sorted(logs.rglob("*")):
+            if p.is_file():
+                out.append({"name": str(p.relative_to(logs)), "size": p.stat().st_size})
+        return out
+
+    def log_path(self, run_id: str, name: str) -> Path:
+        self.get_run(run_id)
+        path = safe_join(self.run_dir(run_id).logs, name)
+        if not path.is_file():
+            raise NotFound(f"Run {run_id} has no log {name!r} (yet). List its logs with "
+                           f"GET /train/api/runs/{run_id}/logs.")
+        return path
+
+    def file_names(self, run_id: str) -> list[str]:
+        """Files in run history: outputs/... and logs/..., as Azure ML's get_file_names()."""
+        self.get_run(run_id)
+        rd = self.run_dir(run_id)
+        names = []
+        for top in (rd.outputs, rd.logs):
+            for p in sorted(top.rglob("*")):
+                if p.is_file():
+                    names.append(str(p.relative_to(rd.path)))
+        return names
+
+    def file_path(self, run_id: str, name: str) -> Path:
+        self.get_run(run_id)
+        rd = self.run_dir(run_id)
+        path = safe_join(rd.path, name)
+        if not any(path == d or d in path.parents for d in (rd.outputs.resolve(), rd.logs.resolve())):
+            raise InvalidRequest(f"{name!r} is not in the run's history; files live under "
+                                 "outputs/ and logs/.")
+        if not path.is_file():
+            raise NotFound(f"Run {run_id} has no file {name!r}. See GET "
+                           f"/train/api/runs/{run_id}/files for what it has.")
+        return path
+
+    def update_tags(self, run_id: str, tags: dict) -> dict:
+        self.get_run(run_id)
+        if not isinstance(tags, dict):
+            raise InvalidRequest("'tags' must be an object of strings.")
+        self.store.update_tags(run_id, {str(k): str(v) for k, v in tags.items()})
+        return self.get_run(run_id)
+
+    def metrics(self, run_id: str, cursor: int = 0, limit: int = 1000) -> dict:
+        self.get_run(run_id)
+        items = self.store.metrics_since(run_id, cursor, min(max(limit, 1), 10000))
+        return {"items": items, "cursor": items[-1]["id"] if items else cursor}
+
+    def compute_targets(self) -> list[dict]:
+        return [t.describe() for t in self.targets.values()]
+
+    # -- models ---------------------------------------------------------------------------
+    async def register_model(self, body: dict) -> dict:
+        name = check_name("Model", body.get("name"))
+        run_id, rel = body.get("run_id"), body.get("path")
+        if run_id:
+            self.get_run(run_id)
+            src = safe_join(self.run_dir(run_id).path, rel)
+        elif isinstance(rel, str) and os.path.isabs(rel):
+            src = Path(rel)
+        else:
+            raise InvalidRequest("Give 'run_id' and a 'path' inside the run (e.g. outputs/model.pt), "
+                                 "or an absolute 'path' to register a local file or folder.")
+        if not src.exists():
+            raise NotFound(f"Nothing to register at {rel!r}" + (f" in run {run_id}" if run_id else "")
+                           + ". Check the path with run.get_file_names().")
+        for key in ("tags", "properties"):
+            if not isinstance(body.get(key) or {}, dict):
+                raise InvalidRequest(f"'{key}' must be an object.")
+        staging = self.ws.models / f".staging-{secrets.token_hex(6)}"
+        await asyncio.to_thread(_copy_into, src, staging)
+        version = self.store.next_model_version(name)
+        dest = self.ws.models / name / str(version)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, dest)
+        model = {"name": name, "version": version, "run_id": run_id, "path": src.name,
+                 "source_path": rel, "tags": {str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+                 "properties": body.get("properties") or {}, "description": body.get("description"),
+                 "created_at": time.time()}
+        self.store.insert_model(model)
+        return self.get_model(name, version)
+
+    def get_model(self, name: str, version: int | None = None) -> dict:
+        model = self.store.get_model(name, version)
+        if model is None:
+            which = f"version {version} of " if version else ""
+            raise NotFound(f"No {which}model {name!r} is registered. List models with GET /train/api/models.")
+        model["files"] = self.model_files(model)
+        return model
+
+    def model_dir(self, model: dict) -> Path:
+        return self.ws.models / model["name"] / str(model["version"])
+
+    def model_files(self, model: dict) -> list[str]:
+        d = self.model_dir(model)
+        return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+
+    def model_file_path(self, name: str, version: int, rel: str) -> Path:
+        model = self.get_model(name, version)
+        path = safe_join(self.model_dir(model), rel)
+        if not path.is_file():
+            raise NotFound(f"Model {name}:{version} has no file {rel!r}; it has {model['files']}.")
+        return path
+
+    def list_models(self, name: str | None = None) -> list[dict]:
+        return self.store.list_models(name)
+
+
+def _copy_into(src: Path, staging: Path) -> None:
+    staging.mkdir(parents=True)
+    if src.is_dir():
+        shutil.copytree(src, staging / src.name)
+    else:
+        shutil.copy2(src, staging / src.name)

@@ -1,0 +1,215 @@
+"""Content-addressed source snapshots.
+
+``SnapshotStore.take(source_dir)`` walks the folder under ``.amlignore`` (else ``.gitignore``)
+rules, checks the size and file-count limits *before* anything is copied, and stores each file's
+bytes once under its SHA-256. A stat cache (size, mtime, inode -> digest) means a resubmit of an
+unchanged folder hashes nothing and copies nothing: it only walks and compares. A snapshot is a
+manifest (path -> digest, mode); its id is the digest of the manifest.
+
+Ignore files are read in every directory, as git does; patterns are gitignore syntax (pathspec).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from .errors import InvalidRequest, SnapshotTooLarge
+
+ALWAYS_IGNORED = (".git", ".amlignore_cache")
+IGNORE_FILES = (".amlignore", ".gitignore")
+CHUNK = 1 << 20
+
+
+@dataclass
+class SourceFile:
+    rel: str
+    path: str
+    size: int
+    mtime_ns: int
+    ino: int
+    mode: int
+
+
+@dataclass
+class Snapshot:
+    id: str
+    files: int
+    bytes: int
+    new_files: int
+    new_bytes: int
+
+
+def _ignore_spec(directory: str) -> pathspec.PathSpec | None:
+    for name in IGNORE_FILES:
+        p = os.path.join(directory, name)
+        if os.path.isfile(p):
+            with open(p, encoding="utf-8", errors="replace") as f:
+                return pathspec.PathSpec.from_lines("gitwildmatch", f)
+    return None
+
+
+def walk_source(root: str) -> list[SourceFile]:
+    """Every file under ``root`` that the ignore rules keep, in a stable order."""
+    root = os.path.realpath(root)
+    out: list[SourceFile] = []
+    # A stack of (directory relative to root, spec) for the ignore files seen on the way down.
+    def walk(rel_dir: str, specs: list[tuple[str, pathspec.PathSpec]]):
+        abs_dir = os.path.join(root, rel_dir)
+        spec = _ignore_spec(abs_dir)
+        if spec is not None:
+            specs = specs + [(rel_dir, spec)]
+        try:
+            entries = sorted(os.scandir(abs_dir), key=lambda e: e.name)
+        except PermissionError as exc:
+            raise InvalidRequest(f"Cannot read {abs_dir}: {exc.strerror}. Fix its permissions or "
+                                 "add it to .amlignore.") from None
+        for e in entries:
+            if e.name in ALWAYS_IGNORED:
+                continue
+            rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+            is_dir = e.is_dir(follow_symlinks=False)
+            if _ignored(rel, is_dir, specs):
+                continue
+            if is_dir:
+                walk(rel, specs)
+            elif e.is_file(follow_symlinks=True):
+                real = os.path.realpath(e.path)
+                if e.is_symlink() and not real.startswith(root + os.sep):
+                    continue  # a link that leads out of the source folder is not shipped
+                st = os.stat(real)
+                out.append(SourceFile(rel, real, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode))
+    walk("", [])
+    return out
+
+
+def _ignored(rel: str, is_dir: bool, specs) -> bool:
+    for base, spec in specs:
+        sub = rel[len(base) + 1 :] if base else rel
+        if spec.match_file(sub + "/" if is_dir else sub):
+            return True
+    return False
+
+
+def check_limits(files: list[SourceFile], max_bytes: int, max_files: int, source: str) -> None:
+    total = sum(f.size for f in files)
+    if total <= max_bytes and len(files) <= max_files:
+        return
+    biggest = sorted(files, key=lambda f: f.size, reverse=True)[:5]
+    by_dir: dict[str, int] = {}
+    for f in files:
+        top = f.rel.split("/", 1)[0] if "/" in f.rel else "."
+        by_dir[top] = by_dir.get(top, 0) + 1
+    crowded = sorted(by_dir.items(), key=lambda kv: kv[1], reverse=True)[:5]
+    raise SnapshotTooLarge(
+        f"The source directory {source} holds {len(files)} files and {total / 1e6:.1f} MB; the "
+        f"snapshot limit is {max_files} files and {max_bytes / 1e6:.0f} MB. Largest files: "
+        + ", ".join(f"{f.rel} ({f.size / 1e6:.1f} MB)" for f in biggest)
+        + ". Most files in: " + ", ".join(f"{d} ({n})" for d, n in crowded)
+        + ". Add what the job does not need to .amlignore, or raise the limit "
+        "(c.TrainApp.snapshot_max_mb / snapshot_max_files).",
+        files=len(files), bytes=total,
+        largest=[{"path": f.rel, "bytes": f.size} for f in biggest],
+    )
+
+
+class SnapshotStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.manifests = self.root / "manifests"
+        self.statcache = self.root / "statcache"
+        for d in (self.objects, self.manifests, self.statcache):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def _object_path(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest
+
+    def _cache_path(self, source: str) -> Path:
+        return self.statcache / (hashlib.sha1(source.encode()).hexdigest() + ".json")
+
+    def take(self, source_dir: str, max_bytes: int, max_files: int) -> Snapshot:
+        source = os.path.realpath(source_dir)
+        if not os.path.isdir(source):
+            raise InvalidRequest(f"The source directory {source_dir!r} does not exist or is not a "
+                                 "directory. Pass an existing folder as source_directory.")
+        files = walk_source(source)
+        check_limits(files, max_bytes, max_files, source_dir)
+        cache_file = self._cache_path(source)
+        try:
+            cache = json.loads(cache_file.read_text())
+        except (FileNotFoundError, ValueError):
+            cache = {}
+        new_cache, entries, new_files, new_bytes = {}, [], 0, 0
+        for f in files:
+            key = [f.size, f.mtime_ns, f.ino]
+            hit = cache.get(f.rel)
+            digest = hit[3] if hit and hit[:3] == key else None
+            if digest is None or not self._object_path(digest).exists():
+                digest, stored = self._store_file(f.path)
+                if stored:
+                    new_files += 1
+                    new_bytes += f.size
+            new_cache[f.rel] = key + [digest]
+            entries.append([f.rel, digest, stat.S_IMODE(f.mode) & 0o755 | 0o600])
+        manifest = json.dumps({"files": entries}, separators=(",", ":"), sort_keys=True)
+        snap_id = hashlib.sha256(manifest.encode()).hexdigest()[:32]
+        mpath = self.manifests / f"{snap_id}.json"
+        if not mpath.exists():
+            _atomic_write(mpath, manifest)
+        if new_cache != cache:
+            _atomic_write(cache_file, json.dumps(new_cache, separators=(",", ":")))
+        return Snapshot(snap_id, len(entries), sum(f.size for f in files), new_files, new_bytes)
+
+    def _store_file(self, path: str) -> tuple[str, bool]:
+        """Hash ``path`` while copying it to a temp file; keep the copy only if it is new."""
+        h = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".tmp")
+        try:
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    dst.write(chunk)
+            digest = h.hexdigest()
+            target = self._object_path(digest)
+            if target.exists():
+                return digest, False
+            target.parent.mkdir(exist_ok=True)
+            os.replace(tmp, target)
+            tmp = None
+            return digest, True
+        finally:
+            if tmp:
+                os.unlink(tmp)
+
+    def manifest(self, snap_id: str) -> list[list]:
+        try:
+            return json.loads((self.manifests / f"{snap_id}.json").read_text())["files"]
+        except FileNotFoundError:
+            raise InvalidRequest(f"Snapshot {snap_id} does not exist in this workspace.") from None
+
+    def materialize(self, snap_id: str, dest: str | os.PathLike) -> int:
+        """Copy the snapshot's files into ``dest`` (a fresh working copy the script may change)."""
+        dest = Path(dest)
+        n = 0
+        for rel, digest, mode in self.manifest(snap_id):
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self._object_path(digest), target)
+            os.chmod(target, mode)
+            n += 1
+        return n
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,251 @@
+"""SQLite store: experiments, runs (derived from their event logs), metrics, tail offsets, models.
+
+Metric rows and the byte offset of the file they came from are written in one transaction, so
+a server killed at any point re-reads from exactly where the committed rows end: nothing lost,
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from typing import Iterable
+
+from ..launcher.spec import RunState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL, started_at REAL, ended_at REAL,
+    compute_target TEXT, script TEXT, arguments TEXT, tags TEXT NOT NULL DEFAULT '{}',
+    properties TEXT NOT NULL DEFAULT '{}', error TEXT, snapshot_id TEXT, run_dir TEXT,
+    phases TEXT NOT NULL DEFAULT '[]', events_offset INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, rank INTEGER NOT NULL,
+    name TEXT NOT NULL, step INTEGER, value REAL, text TEXT, ts REAL);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, id);
+CREATE TABLE IF NOT EXISTS tail_offsets (
+    run_id TEXT NOT NULL, file TEXT NOT NULL, offset INTEGER NOT NULL,
+    PRIMARY KEY (run_id, file));
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT NOT NULL, version INTEGER NOT NULL, run_id TEXT, path TEXT NOT NULL,
+    source_path TEXT, tags TEXT NOT NULL DEFAULT '{}', properties TEXT NOT NULL DEFAULT '{}',
+    description TEXT, created_at REAL NOT NULL, PRIMARY KEY (name, version));
+"""
+
+RUN_JSON_COLUMNS = ("arguments", "tags", "properties", "phases")
+
+
+class SQLiteStore:
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def _tx(self):
+        return _Tx(self)
+
+    # -- experiments ----------------------------------------------------------------------
+    def ensure_experiment(self, name: str) -> None:
+        with self._lock:
+            self.db.execute("INSERT OR IGNORE INTO experiments VALUES (?, ?)", (name, time.time()))
+
+    def list_experiments(self) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT e.name, e.created_at, COUNT(r.id) AS runs, MAX(r.created_at) AS last_run "
+                "FROM experiments e LEFT JOIN runs r ON r.experiment = e.name "
+                "GROUP BY e.name ORDER BY e.name").fetchall()
+        return [dict(r) for r in rows]
+
+    # -- runs -----------------------------------------------------------------------------
+    def insert_run(self, run: dict) -> None:
+        cols = ["id", "experiment", "status", "created_at", "compute_target", "script",
+                "arguments", "tags", "properties", "snapshot_id", "run_dir"]
+        vals = [json.dumps(run.get(c, {} if c in ("tags", "properties") else [])) if c in RUN_JSON_COLUMNS
+                else run.get(c) for c in cols]
+        with self._lock:
+            self.ensure_experiment(run["experiment"])
+            self.db.execute(f"INSERT INTO runs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
+
+    def get_run(self, run_id: str) -> dict | None:
+        with self._lock:
+            row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_dict(row) if row else None
+
+    def list_runs(self, experiment: str | None = None, status: str | None = None,
+                  limit: int = 100, active_only: bool = False) -> list[dict]:
+        sql, args = "SELECT * FROM runs WHERE 1=1", []
+        if experiment:
+            sql += " AND experiment = ?"
+            args.append(experiment)
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if active_only:
+            sql += f" AND status NOT IN ({','.join('?' * 3)})"
+            args += [s.value for s in RunState if s.is_terminal()]
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self.db.execute(sql, args).fetchall()
+        return [_run_dict(r) for r in rows]
+
+    def apply_events(self, run_id: str, events: Iterable[dict], new_offset: int) -> dict | None:
+        """Fold events into the run row; the offset moves in the same transaction."""
+        with self._lock, self._tx():
+            row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            run = _run_dict(row)
+            for ev in events:
+                _fold_event(run, ev)
+            self.db.execute(
+                "UPDATE runs SET status=?, started_at=?, ended_at=?, error=?, phases=?, "
+                "properties=?, events_offset=? WHERE id=?",
+                (run["status"], run["started_at"], run["ended_at"], run["error"],
+                 json.dumps(run["phases"]), json.dumps(run["properties"]), new_offset, run_id))
+            run["events_offset"] = new_offset
+            return run
+
+    def update_tags(self, run_id: str, tags: dict) -> dict:
+        with self._lock, self._tx():
+            row = self.db.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+            merged = {**json.loads(row["tags"]), **tags}
+            self.db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(merged), run_id))
+        return merged
+
+    # -- metrics and tail offsets ---------------------------------------------------------
+    def tail_offsets(self, run_id: str) -> dict[str, int]:
+        with self._lock:
+            rows = self.db.execute("SELECT file, offset FROM tail_offsets WHERE run_id = ?", (run_id,))
+            return {r["file"]: r["offset"] for r in rows}
+
+    def ingest_metrics(self, run_id: str, file: str, rows: list[tuple], tags: dict,
+                       new_offset: int) -> None:
+        """rows: (rank, name, step, value, text, ts). Rows, tags and offset commit together."""
+        with self._lock, self._tx():
+            if rows:
+                self.db.executemany(
+                    "INSERT INTO metrics (run_id, rank, name, step, value, text, ts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+            if tags:
+                row = self.db.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+                merged = {**json.loads(row["tags"]), **tags}
+                self.db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(merged), run_id))
+            self.db.execute(
+                "INSERT INTO tail_offsets VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, file) DO UPDATE SET offset = excluded.offset",
+                (run_id, file, new_offset))
+
+    def metrics_since(self, run_id: str, cursor: int = 0, limit: int = 1000) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, rank, name, step, value, text, ts FROM metrics "
+                "WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", (run_id, cursor, limit)).fetchall()
+        return [_metric_dict(r) for r in rows]
+
+    # -- models ---------------------------------------------------------------------------
+    def next_model_version(self, name: str) -> int:
+        with self._lock:
+            row = self.db.execute("SELECT MAX(version) FROM models WHERE name = ?", (name,)).fetchone()
+        return (row[0] or 0) + 1
+
+    def insert_model(self, model: dict) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO models (name, version, run_id, path, source_path, tags, properties, "
+                "description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (model["name"], model["version"], model.get("run_id"), model["path"],
+                 model.get("source_path"), json.dumps(model.get("tags") or {}),
+                 json.dumps(model.get("properties") or {}), model.get("description"),
+                 model["created_at"]))
+
+    def get_model(self, name: str, version: int | None = None) -> dict | None:
+        with self._lock:
+            if version is None:
+                row = self.db.execute("SELECT * FROM models WHERE name = ? ORDER BY version DESC "
+                                      "LIMIT 1", (name,)).fetchone()
+            else:
+                row = self.db.execute("SELECT * FROM models WHERE name = ? AND version = ?",
+                                      (name, version)).fetchone()
+        return _model_dict(row) if row else None
+
+    def list_models(self, name: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM models", []
+        if name:
+            sql += " WHERE name = ?"
+            args.append(name)
+        with self._lock:
+            rows = self.db.execute(sql + " ORDER BY name, version", args).fetchall()
+        return [_model_dict(r) for r in rows]
+
+
+class _Tx:
+    def __init__(self, store: SQLiteStore):
+        self.db = store.db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def _fold_event(run: dict, ev: dict) -> None:
+    state = ev["state"]
+    run["phases"].append({"state": state, "ts": ev["ts"], "message": ev.get("message", "")})
+    if RunState(run["status"]).is_terminal():
+        return  # a late event (e.g. a second cancel) never reopens a finished run
+    if state == RunState.CANCEL_REQUESTED.value:
+        run["properties"]["cancel_requested_at"] = ev["ts"]
+        run["status"] = state
+        return
+    if state == RunState.RUNNING.value:
+        run["started_at"] = ev["ts"]
+    if state in {s.value for s in RunState if s.is_terminal()}:
+        run["ended_at"] = ev["ts"]
+        if state == RunState.FAILED.value:
+            run["error"] = ev.get("message", "The run failed.")
+        if "exit_codes" in ev:
+            run["properties"]["exit_codes"] = ev["exit_codes"]
+    if run["status"] == RunState.CANCEL_REQUESTED.value and not RunState(state).is_terminal():
+        return  # stay CancelRequested until the run actually stops
+    run["status"] = state
+
+
+def _run_dict(row) -> dict:
+    d = dict(row)
+    for c in RUN_JSON_COLUMNS:
+        d[c] = json.loads(d[c]) if d.get(c) else ({} if c in ("tags", "properties") else [])
+    return d
+
+
+def _metric_dict(row) -> dict:
+    d = dict(row)
+    if d["text"] is not None:
+        d["value"] = d["text"]
+    del d["text"]
+    return d
+
+
+def _model_dict(row) -> dict:
+    d = dict(row)
+    d["tags"] = json.loads(d["tags"])
+    d["properties"] = json.loads(d["properties"])
+    return d

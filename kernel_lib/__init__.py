@@ -1,0 +1,35 @@
+"""jupyter-train kernel library: the SDK a notebook imports, the %%train magics and the run
+monitor. Names are imported lazily, so ``kernel_lib.tracking`` (used inside training scripts)
+costs nothing more than itself."""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Workspace": "workspace",
+    "Experiment": "experiment",
+    "Run": "run",
+    "ScriptRunConfig": "run_config",
+    "ComputeTarget": "compute",
+    "Model": "model",
+    "TrainClient": "client",
+    "TrainError": "client",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernel_lib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

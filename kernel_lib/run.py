@@ -1,0 +1,159 @@
+"""Run: one execution of a script, with its status history, logs, metrics, files and models."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from urllib.parse import quote
+
+from .client import TrainError
+
+TERMINAL = ("Completed", "Failed", "Canceled")
+
+
+class RunFailed(TrainError):
+    """wait_for_completion(raise_on_error=True) on a run that Failed."""
+
+
+class Run:
+    def __init__(self, experiment, run_id: str, _data: dict | None = None):
+        self.experiment = experiment
+        self.workspace = experiment.workspace
+        self.id = run_id
+        self._data = _data if _data is not None else self.workspace.client.get(f"/runs/{run_id}")
+
+    @classmethod
+    def _from_data(cls, workspace, data: dict) -> "Run":
+        from .experiment import Experiment
+
+        return cls(Experiment(workspace, data["experiment"]), data["id"], _data=data)
+
+    def __repr__(self):
+        return f"Run(id={self.id!r}, experiment={self.experiment.name!r}, status={self.status!r})"
+
+    # -- details --------------------------------------------------------------------------
+    def refresh(self) -> "Run":
+        self._data = self.workspace.client.get(f"/runs/{self.id}")
+        return self
+
+    @property
+    def status(self) -> str:
+        return self._data["status"]
+
+    def get_status(self) -> str:
+        return self.refresh().status
+
+    def get_details(self) -> dict:
+        return dict(self.refresh()._data)
+
+    @property
+    def error(self) -> str | None:
+        return self._data.get("error")
+
+    def get_tags(self) -> dict:
+        return dict(self.refresh()._data["tags"])
+
+    def tag(self, key: str, value=None) -> None:
+        self.set_tags({key: "" if value is None else value})
+
+    def set_tags(self, tags: dict) -> None:
+        self._data = self.workspace.client.request("PATCH", f"/runs/{self.id}",
+                                                   {"tags": {k: str(v) for k, v in tags.items()}})
+
+    def cancel(self) -> None:
+        self._data = self.workspace.client.post(f"/runs/{self.id}/cancel")
+
+    # -- waiting and logs -----------------------------------------------------------------
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True) -> dict:
+        """Block until the run finishes; with show_output, stream its output as it is written."""
+        if show_output:
+            print(f"RunId: {self.id}\nExperiment: {self.experiment.name}\n", flush=True)
+        status = None
+        for msg in self.workspace.client.stream(self.id):
+            if msg["type"] == "status":
+                self._data = msg["run"]
+                if show_output and msg["run"]["status"] != status:
+                    status = msg["run"]["status"]
+                    print(f"[{time.strftime('%H:%M:%S')}] {status}", flush=True)
+            elif msg["type"] == "log" and show_output and _is_rank_log(msg["name"]):
+                sys.stdout.write(msg["text"])
+                sys.stdout.flush()
+        self.refresh()
+        if show_output:
+            self._print_summary()
+        if self.status == "Failed" and raise_on_error:
+            raise RunFailed(f"Run {self.id} failed: {self.error}", "run_failed")
+        return self.get_details()
+
+    def _print_summary(self) -> None:
+        d = self._data
+        took = (d["ended_at"] or time.time()) - d["created_at"]
+        print(f"\nExecution Summary\n=================\nRunId: {self.id}\nStatus: {d['status']}"
+              f"\nDuration: {took:.1f} s", flush=True)
+        if d.get("error"):
+            print(f"Error: {d['error']}", flush=True)
+
+    def get_logs(self) -> list[dict]:
+        return self.workspace.client.get(f"/runs/{self.id}/logs")["logs"]
+
+    def get_log(self, name: str = "rank_0.txt") -> str:
+        chunks, offset = [], 0
+        while True:
+            page = self.workspace.client.get(f"/runs/{self.id}/logs/{quote(name)}", offset=offset)
+            chunks.append(page["text"])
+            if page["next_offset"] == offset:
+                return "".join(chunks)
+            offset = page["next_offset"]
+
+    # -- metrics --------------------------------------------------------------------------
+    def get_metrics_history(self, name: str | None = None) -> list[dict]:
+        items, cursor = [], 0
+        while True:
+            page = self.workspace.client.get(f"/runs/{self.id}/metrics", cursor=cursor, limit=5000)
+            items += page["items"]
+            if not page["items"]:
+                break
+            cursor = page["cursor"]
+        return [m for m in items if name is None or m["name"] == name]
+
+    def get_metrics(self, name: str | None = None) -> dict:
+        """{name: value} for a metric logged once, {name: [values...]} for one logged more often
+        (ordered by step), as Azure ML's Run.get_metrics does."""
+        by_name: dict[str, list] = {}
+        for m in sorted(self.get_metrics_history(name), key=lambda m: (m["name"], m["step"] or 0, m["id"])):
+            by_name.setdefault(m["name"], []).append(m["value"])
+        return {k: v[0] if len(v) == 1 else v for k, v in by_name.items()}
+
+    # -- files ----------------------------------------------------------------------------
+    def get_file_names(self) -> list[str]:
+        return self.workspace.client.get(f"/runs/{self.id}/files")["files"]
+
+    def download_file(self, name: str, output_file_path: str | None = None) -> str:
+        data = self.workspace.client.request("GET", f"/runs/{self.id}/files/{quote(name)}", raw=True)
+        target = output_file_path or os.path.basename(name)
+        if os.path.isdir(target):
+            target = os.path.join(target, os.path.basename(name))
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(data)
+        return target
+
+    def download_files(self, prefix: str = "outputs", output_directory: str = ".") -> list[str]:
+        return [self.download_file(n, os.path.join(output_directory, n))
+                for n in self.get_file_names() if n.startswith(prefix)]
+
+    # -- models ---------------------------------------------------------------------------
+    def register_model(self, model_name: str, model_path: str, tags: dict | None = None,
+                       properties: dict | None = None, description: str | None = None):
+        from .model import Model
+
+        data = self.workspace.client.post("/models", {
+            "name": model_name, "run_id": self.id, "path": model_path, "tags": tags or {},
+            "properties": properties or {}, "description": description})
+        return Model(self.workspace, data["name"], data["version"], _data=data)
+
+
+def _is_rank_log(name: str) -> bool:
+    return name.startswith("rank_")

@@ -1,0 +1,49 @@
+"""ScriptRunConfig: what to run (a script in a source directory, its arguments) and where."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .client import TrainError
+
+
+@dataclass
+class ScriptRunConfig:
+    source_directory: str
+    script: str
+    arguments: list = field(default_factory=list)
+    compute_target: object = "local"
+    environment: object = None
+    environment_variables: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.source_directory = os.path.abspath(os.path.expanduser(str(self.source_directory)))
+        self.arguments = list(self.arguments or [])
+        for i, a in enumerate(self.arguments):
+            if isinstance(a, bool) or not isinstance(a, (str, int, float)):
+                raise TrainError(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument must "
+                                 "be a str, int or float. Convert it, e.g. str(value).",
+                                 "invalid_request")
+        if not os.path.isdir(self.source_directory):
+            raise TrainError(f"source_directory {self.source_directory!r} does not exist. Pass the "
+                             "folder that holds your training script.", "invalid_request")
+        if not os.path.isfile(os.path.join(self.source_directory, self.script)):
+            raise TrainError(f"The script {self.script!r} is not in {self.source_directory}. Check "
+                             "the name or the source_directory.", "invalid_request")
+
+    @property
+    def target_name(self) -> str:
+        t = self.compute_target
+        return t if isinstance(t, str) else getattr(t, "name", str(t))
+
+    def to_request(self, experiment: str, tags: dict | None) -> dict:
+        import sys
+
+        env = self.environment
+        python = getattr(env, "python", None) if env is not None else None
+        return {"experiment": experiment, "source_directory": self.source_directory,
+                "script": self.script, "arguments": self.arguments,
+                "compute_target": self.target_name, "python": python or sys.executable,
+                "environment_variables": dict(self.environment_variables),
+                "tags": {str(k): str(v) for k, v in (tags or {}).items()}}

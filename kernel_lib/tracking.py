@@ -1,0 +1,173 @@
+"""The in-script tracking API: ``Run.get_context().log("val_acc", 0.91)``.
+
+Standard library only, so that it imports in any job environment in a millisecond. Inside a
+run (the supervisor sets ``JUPYTER_TRAIN_METRICS_DIR``) each call appends a tuple to an
+in-memory buffer; a daemon thread writes the buffer to this rank's JSON-lines file every
+``JUPYTER_TRAIN_FLUSH_S`` seconds (default 0.05) and at exit. No network, no serialization and
+no file I/O happen on the training thread. The server tails the file.
+
+Outside a run, ``Run.get_context()`` returns an offline run that prints what it is given and
+keeps going, so the same script runs under plain ``python``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import sys
+import threading
+import time
+
+__all__ = ["Run", "MAX_TEXT", "MAX_NAME"]
+
+MAX_NAME = 255
+MAX_TEXT = 4096
+_NUMBER_TYPES = (int, float)
+
+
+def _warn(msg: str) -> None:
+    print(f"[jupyter-train] {msg}", file=sys.stderr, flush=True)
+
+
+def _coerce(name, value):
+    """Return a JSON-safe value for a metric, or raise ValueError with what to do instead."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, _NUMBER_TYPES):
+        return value
+    item = getattr(value, "item", None)  # numpy scalars, 0-d / 1-element tensors
+    if callable(item):
+        try:
+            return _coerce(name, item())
+        except (ValueError, RuntimeError):
+            raise ValueError(f"metric {name!r}: a {type(value).__name__} with more than one element "
+                             "is not a scalar; log a number, or use log_list for a list") from None
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"metric {name!r}: a text value of {len(value)} characters is over the "
+                             f"{MAX_TEXT}-character limit; write long text to ./outputs instead")
+        return value
+    raise ValueError(f"metric {name!r}: a {type(value).__name__} is not a number or text; "
+                     "log a number (or a string of at most 4096 characters)")
+
+
+class _Writer:
+    """The background flusher for one metrics file."""
+
+    def __init__(self, path: str, interval: float):
+        self.path = path
+        self.interval = interval
+        self.buf: list = []
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, name="jupyter-train-metrics", daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    def _loop(self):
+        while not self.closed:
+            self.wake.wait(self.interval)
+            self.wake.clear()
+            self.flush()
+
+    def flush(self):
+        if not self.buf:
+            return
+        with self.lock:
+            batch, self.buf = self.buf, []
+        lines = []
+        for rec in batch:
+            try:
+                lines.append(json.dumps(rec, allow_nan=False, separators=(",", ":")))
+            except ValueError:  # NaN / inf: keep the point, as text, so the history is honest
+                rec = dict(rec)
+                rec["v"] = repr(rec["v"])
+                rec["nonfinite"] = True
+                lines.append(json.dumps(rec, separators=(",", ":")))
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def close(self):
+        self.closed = True
+        self.wake.set()
+        self.flush()
+
+
+class Run:
+    """A handle on the current run from inside its script."""
+
+    _context: "Run | None" = None
+
+    def __init__(self, run_id: str | None, metrics_dir: str | None, rank: int = 0):
+        self.id = run_id or "offline"
+        self.rank = rank
+        self.experiment_name = os.environ.get("JUPYTER_TRAIN_EXPERIMENT", "")
+        self._steps: dict[str, int] = {}
+        self._writer = None
+        if metrics_dir:
+            os.makedirs(metrics_dir, exist_ok=True)
+            interval = float(os.environ.get("JUPYTER_TRAIN_FLUSH_S", "0.05"))
+            self._writer = _Writer(os.path.join(metrics_dir, f"rank_{rank}.jsonl"), interval)
+
+    @classmethod
+    def get_context(cls) -> "Run":
+        """The run this process belongs to, or an offline run that prints."""
+        if cls._context is None:
+            rank = int(os.environ.get("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")) or 0)
+            cls._context = cls(os.environ.get("JUPYTER_TRAIN_RUN_ID"),
+                               os.environ.get("JUPYTER_TRAIN_METRICS_DIR"), rank)
+        return cls._context
+
+    @property
+    def offline(self) -> bool:
+        return self._writer is None
+
+    def _append(self, rec: dict) -> None:
+        if self._writer is None:
+            print(f"[offline run] {rec}")
+            return
+        with self._writer.lock:
+            self._writer.buf.append(rec)
+
+    def log(self, name: str, value, step: int | None = None, description: str = "") -> None:
+        """Log one value of a metric. Steps count up per name unless given."""
+        if type(value) not in _NUMBER_TYPES or type(name) is not str or len(name) > MAX_NAME:
+            if not isinstance(name, str) or not name or len(name) > MAX_NAME:
+                _warn(f"metric name {name!r} refused: use a non-empty string of at most {MAX_NAME} characters")
+                return
+            try:
+                value = _coerce(name, value)
+            except ValueError as exc:
+                _warn(f"{exc}; the value was not recorded")
+                return
+        if step is None:
+            step = self._steps.get(name, -1) + 1
+        self._steps[name] = step
+        self._append({"k": "m", "n": name, "v": value, "s": step, "t": time.time()})
+
+    def log_list(self, name: str, values, description: str = "") -> None:
+        for v in values:
+            self.log(name, v)
+
+    def log_row(self, name: str, description: str = "", **kwargs) -> None:
+        """A row of a table metric: each column becomes the metric ``name/column``."""
+        for col, v in kwargs.items():
+            self.log(f"{name}/{col}", v)
+
+    def tag(self, key: str, value=None) -> None:
+        self._append({"k": "t", "n": str(key), "v": "" if value is None else str(value)})
+
+    def set_tags(self, tags: dict) -> None:
+        for k, v in tags.items():
+            self.tag(k, v)
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
