@@ -53,7 +53,7 @@ def _ignore_spec(directory: str) -> pathspec.PathSpec | None:
         p = os.path.join(directory, name)
         if os.path.isfile(p):
             with open(p, encoding="utf-8", errors="replace") as f:
-                return pathspec.PathSpec.from_lines("gitwildmatch", f)
+                return pathspec.PathSpec.from_lines("gitignore", f)
     return None
 
 

@@ -138,7 +138,7 @@ class Run:
 
     def log(self, name: str, value, step: int | None = None, description: str = "") -> None:
         """Log one value of a metric. Steps count up per name unless given."""
-        if type(value) not in _NUMBER_TYPES or type(name) is not str or len(name) > MAX_NAME:
+        if type(value) not in _NUMBER_TYPES or type(name) is not str or not 0 < len(name) <= MAX_NAME:
             if not isinstance(name, str) or not name or len(name) > MAX_NAME:
                 _warn(f"metric name {name!r} refused: use a non-empty string of at most {MAX_NAME} characters")
                 return

@@ -16,6 +16,12 @@ AUTH_RESOURCE = "train"
 class TrainHandler(ExtensionHandlerMixin, APIHandler):
     auth_resource = AUTH_RESOURCE
 
+    async def prepare(self):
+        manager = self.settings.get("train_manager")
+        if manager is not None:
+            manager.ensure_started()
+        await super().prepare()
+
     @property
     def manager(self):
         manager = self.settings.get("train_manager")

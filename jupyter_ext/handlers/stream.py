@@ -59,6 +59,7 @@ class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
             self.cursor = int(self.get_query_argument("cursor", "0") or 0)
         except (TrainError, ValueError) as exc:
             raise web.HTTPError(404 if getattr(exc, "status", 400) == 404 else 400, str(exc)) from None
+        manager.ensure_started()
         self.manager = manager
         await super().get(run_id=run_id)
 

@@ -82,6 +82,12 @@ class RunManager:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
+        self.ensure_started()
+
+    def ensure_started(self) -> None:
+        """Reconcile with the disk and start following runs (once; needs a running loop)."""
+        if self.tailer.started:
+            return
         self.tailer.reconcile()
         self.tailer.start()
 

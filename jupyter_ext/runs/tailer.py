@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 
 from ..launcher.finalize import finalize_outputs
 from ..launcher.procs import is_alive, terminate_groups
@@ -60,6 +61,10 @@ class Tailer:
                                  "arguments": spec.arguments, "tags": spec.tags,
                                  "snapshot_id": spec.snapshot_id, "run_dir": str(d)})
         log.info("jupyter-train: restored run %s from its directory", spec.run_id)
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -191,7 +196,6 @@ class Tailer:
         info = self.m.run_dir(run_id).read_supervisor_info()
         if info is None:
             # Scheduled by a server that died before the supervisor wrote its pid file.
-            import time
             queued = [p["ts"] for p in run["phases"] if p["state"] == RunState.QUEUED.value]
             return bool(queued) and time.time() - queued[-1] > ORPHAN_GRACE_S
         return not is_alive(info.get("pid"), info.get("start_time")) and \

@@ -1,0 +1,270 @@
+"""The REST API against a real Jupyter server with the extension loaded (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from jupyter_ext.handlers import ROUTES
+from jupyter_ext.launcher.procs import is_alive
+
+
+async def test_run_lifecycle_logs_metrics_files(api, scripts_dir):
+    run = await api.submit("count.py", ["--n", 4, "--sleep", 0.01])
+    assert run["status"] in ("Queued", "Starting", "Running")
+    assert [p["state"] for p in run["phases"]][:3] == ["NotStarted", "Preparing", "Queued"]
+    run = await api.wait(run["id"])
+    assert run["status"] == "Completed", run
+    states = [p["state"] for p in run["phases"]]
+    assert states == ["NotStarted", "Preparing", "Queued", "Starting", "Running", "Finalizing", "Completed"]
+    ts = [p["ts"] for p in run["phases"]]
+    assert ts == sorted(ts)
+    assert run["arguments"] == ["--n", "4", "--sleep", "0.01"]
+    assert run["tags"]["finished"] == "yes"  # set from inside the script
+
+    log = await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt")
+    assert log["text"].splitlines() == ["line 0", "line 1", "line 2", "line 3", "done"]
+    assert log["eof"] is True
+    part = await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt", offset=7, limit=7)
+    assert part["text"] == "line 1\n" and part["next_offset"] == 14
+
+    metrics = await api.call("GET", f"runs/{run['id']}/metrics")
+    loss = [m for m in metrics["items"] if m["name"] == "loss"]
+    assert [m["step"] for m in loss] == [0, 1, 2, 3]
+    assert [m["value"] for m in loss] == [1.0, 0.5, 1 / 3, 0.25]
+    later = await api.call("GET", f"runs/{run['id']}/metrics", cursor=metrics["items"][1]["id"])
+    assert [m["id"] for m in later["items"]] == [m["id"] for m in metrics["items"][2:]]
+
+    files = (await api.call("GET", f"runs/{run['id']}/files"))["files"]
+    assert "outputs/result.txt" in files and "logs/rank_0.txt" in files
+    body = await api.call("GET", f"runs/{run['id']}/files/outputs/result.txt")
+    assert body == b"counted to 4\n"
+    # the ignored file never reached the run's working copy
+    assert not os.path.exists(os.path.join(run["run_dir"], "wd", "ignored.bin"))
+
+
+async def test_models_get_versions(api):
+    run = await api.wait((await api.submit("count.py", ["--n", 1]))["id"])
+    for expected in (1, 2):
+        m = await api.call("POST", "models", {"name": "counter", "run_id": run["id"],
+                                              "path": "outputs/result.txt", "tags": {"k": "v"}},
+                           expect=201)
+        assert m["version"] == expected and m["files"] == ["result.txt"]
+    latest = await api.call("GET", "models/counter")
+    assert latest["version"] == 2 and latest["tags"] == {"k": "v"}
+    first = await api.call("GET", "models/counter", version=1)
+    assert first["run_id"] == run["id"]
+    data = await api.call("GET", "models/counter/1/files/result.txt")
+    assert data == b"counted to 1\n"
+    listed = await api.call("GET", "models")
+    assert [(m["name"], m["version"]) for m in listed["models"]] == [("counter", 1), ("counter", 2)]
+    await api.call("POST", "models", {"name": "counter", "run_id": run["id"], "path": "outputs/nope"},
+                   expect=404)
+    await api.call("POST", "models", {"name": "bad name!", "run_id": run["id"],
+                                      "path": "outputs/result.txt"}, expect=400)
+
+
+async def test_failed_script_names_last_traceback_line(api):
+    run = await api.wait((await api.submit("fail.py"))["id"])
+    assert run["status"] == "Failed"
+    assert "ValueError: learning rate -1 is out of range" in run["error"]
+    assert "exited with code 1" in run["error"]
+    log = await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt")
+    assert log["text"].startswith("about to fail\n") and "Traceback" in log["text"]
+
+
+async def test_cancel_kills_the_process_tree_and_keeps_outputs(api):
+    run = await api.submit("linger.py")
+    run = await api.wait(run["id"], states=("Running",))
+    # wait until the script wrote its partial output (it prints its pids first)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        log = await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt")
+        if "working" in log["text"]:
+            break
+        await asyncio.sleep(0.05)
+    pids = [int(p) for p in log["text"].split("\n")[0].split()[1:]]
+    assert all(is_alive(p) for p in pids)
+    t0 = time.monotonic()
+    await api.call("POST", f"runs/{run['id']}/cancel")
+    run = await api.wait(run["id"], timeout=5)
+    took = time.monotonic() - t0
+    assert run["status"] == "Canceled", run
+    assert took < 5
+    await asyncio.sleep(0.2)
+    assert not any(is_alive(p) for p in pids), "the script or its child survived the cancel"
+    files = (await api.call("GET", f"runs/{run['id']}/files"))["files"]
+    assert "outputs/partial.txt" in files
+    log = await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt")
+    assert "working" in log["text"]
+    # cancelling again is harmless and the run stays Canceled
+    again = await api.call("POST", f"runs/{run['id']}/cancel")
+    assert again["status"] == "Canceled"
+
+
+async def test_bad_metric_values_are_stored_or_refused_and_run_completes(api):
+    run = await api.wait((await api.submit("badmetrics.py"))["id"])
+    assert run["status"] == "Completed", run
+    items = (await api.call("GET", f"runs/{run['id']}/metrics"))["items"]
+    values = {m["name"]: m["value"] for m in items}
+    assert values == {"nan_metric": "nan", "inf_metric": "inf", "text_metric": "hello", "ok": 3.5}
+    log = await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt")
+    assert "over the 4096-character limit" in log["text"]
+    assert "a dict is not a number or text" in log["text"]
+    assert "metric name '' refused" in log["text"]
+    assert "still alive" in log["text"]
+
+
+@pytest.mark.parametrize("change, code, words", [
+    ({"source_directory": "/nonexistent/dir"}, "invalid_request", "does not exist"),
+    ({"script": "missing.py"}, "invalid_request", "was not found"),
+    ({"compute_target": "gpu-cluster"}, "unknown_compute_target", "Known targets: local"),
+    ({"arguments": ["--x", {"a": 1}]}, "invalid_request", "must be a str, int or float"),
+    ({"arguments": ["--flag", True]}, "invalid_request", "must be a str, int or float"),
+    ({"experiment": "no spaces allowed"}, "invalid_request", "Experiment name"),
+    ({"script": "../conftest.py"}, "path_escapes", "outside"),
+    ({"script": "ignored.bin"}, "invalid_request", "excluded by the ignore rules"),
+    ({"surprise": 1}, "invalid_request", "Unknown field"),
+])
+async def test_bad_submissions_are_clear_errors(api, scripts_dir, change, code, words):
+    body = {"experiment": "exp", "source_directory": str(scripts_dir), "script": "count.py", **change}
+    status = 403 if code == "path_escapes" else 400
+    err = await api.call("POST", "runs", body, expect=status)
+    assert err["error_code"] == code and words in err["message"], err
+    assert (await api.call("GET", "runs"))["runs"] == []  # nothing was created
+
+
+async def test_snapshot_over_limit_names_the_largest_files(jp_fetch, tmp_path, api, jp_serverapp):
+    src = tmp_path / "big"
+    src.mkdir()
+    (src / "train.py").write_text("print('hi')\n")
+    (src / "weights.bin").write_bytes(os.urandom(300_000))
+    for i in range(5):
+        (src / f"small{i}.txt").write_text("x")
+    manager = jp_serverapp.web_app.settings["train_manager"]
+    manager.snapshot_max_bytes = 200_000
+    err = await api.submit("train.py", source=src, expect=400)
+    assert err["error_code"] == "snapshot_too_large"
+    assert "weights.bin (0.3 MB)" in err["message"] and ".amlignore" in err["message"]
+    manager.snapshot_max_bytes = 10**9
+    manager.snapshot_max_files = 3
+    err = await api.submit("train.py", source=src, expect=400)
+    assert "7 files" in err["message"] and "limit is 3 files" in err["message"]
+    (src / ".amlignore").write_text("*.bin\nsmall*\n")
+    run = await api.submit("train.py", source=src)
+    assert run["properties"]["snapshot_files"] == 2  # train.py and .amlignore
+
+
+async def test_files_and_logs_cannot_escape_the_run(api):
+    run = await api.wait((await api.submit("count.py", ["--n", 1]))["id"])
+    for path in (f"runs/{run['id']}/files/outputs/../../spec.json",
+                 f"runs/{run['id']}/files/logs/../../../../../etc/passwd",
+                 f"runs/{run['id']}/logs/../../../train.db"):
+        err = await api.call("GET", path, expect=403)
+        assert err["error_code"] == "path_escapes"
+    # a link inside outputs/ that points out of the run is refused too
+    os.symlink("/etc/passwd", os.path.join(run["run_dir"], "outputs", "link"))
+    err = await api.call("GET", f"runs/{run['id']}/files/outputs/link", expect=403)
+    assert err["error_code"] == "path_escapes"
+    err = await api.call("GET", f"runs/{run['id']}/files/spec.json", expect=400)
+    assert "outputs/ and logs/" in err["message"]
+    await api.call("GET", "runs/nope_1_2", expect=404)
+
+
+async def test_every_endpoint_requires_auth(jp_fetch, api):
+    from tornado.httpclient import HTTPClientError
+
+    run = await api.wait((await api.submit("count.py", ["--n", 1]))["id"])
+    await api.call("POST", "models", {"name": "m", "run_id": run["id"], "path": "outputs/result.txt"},
+                   expect=201)
+    samples = {"run_id": run["id"], "name": "m", "version": "1", "path": "result.txt"}
+    checked = 0
+    for pattern, handler in ROUTES:
+        path = pattern
+        for key, value in samples.items():
+            path = path.replace(f"(?P<{key}>[A-Za-z0-9_.-]+)", value).replace(f"(?P<{key}>.+)", value)
+            path = path.replace(f"(?P<{key}>[0-9]+)", value)
+        if "/logs/" in path:
+            path = path.replace("/logs/m", "/logs/rank_0.txt")
+        for method in ("GET", "POST", "PATCH"):
+            if not hasattr(handler, method.lower()) or getattr(handler, method.lower()) is getattr(
+                    __import__("tornado.web").web.RequestHandler, method.lower()):
+                continue
+            if handler.__name__ == "RunStreamHandler":
+                continue  # checked below over a WebSocket
+            kwargs = {"method": method, "headers": {"Authorization": ""}}
+            if method != "GET":
+                kwargs["body"] = "{}"
+            with pytest.raises(HTTPClientError) as info:
+                await jp_fetch("train", "api", *filter(None, path.split("/")), **kwargs)
+            assert info.value.code == 403, (method, path)
+            checked += 1
+    assert checked >= 15
+
+
+async def test_websocket_requires_auth(jp_ws_fetch, api):
+    from tornado.httpclient import HTTPClientError
+
+    run = await api.submit("count.py", ["--n", 1])
+    with pytest.raises(HTTPClientError) as info:
+        await jp_ws_fetch("train", "api", "runs", run["id"], "stream", headers={"Authorization": ""})
+    assert info.value.code == 403
+
+
+async def test_websocket_streams_status_logs_metrics_and_resumes(jp_ws_fetch, api):
+    import json
+
+    run = await api.submit("count.py", ["--n", 6, "--sleep", 0.05])
+    ws = await jp_ws_fetch("train", "api", "runs", run["id"], "stream")
+    text, metrics, statuses = "", [], []
+    while True:
+        msg = json.loads(await ws.read_message())
+        if msg["type"] == "status":
+            statuses.append(msg["run"]["status"])
+        elif msg["type"] == "log" and msg["name"] == "rank_0.txt":
+            assert msg["offset"] == len(text.encode())
+            text += msg["text"]
+        elif msg["type"] == "metrics":
+            metrics += msg["items"]
+        elif msg["type"] == "end":
+            assert msg["status"] == "Completed"
+            break
+    ws.close()
+    assert text.splitlines() == [f"line {i}" for i in range(6)] + ["done"]
+    assert [m["value"] for m in metrics if m["name"] == "loss"] == [1 / (i + 1) for i in range(6)]
+    assert statuses[-1] == "Completed" and "Running" in statuses
+    # resume: from a log offset and a metric cursor, only what came after is sent
+    cut = len("line 0\nline 1\n")
+    ws = await jp_ws_fetch("train", "api", "runs", run["id"], "stream",
+                           params={"logs": f"rank_0.txt:{cut}", "cursor": str(metrics[2]["id"])})
+    resumed_text, resumed_metrics = "", []
+    while True:
+        msg = json.loads(await ws.read_message())
+        if msg["type"] == "log" and msg["name"] == "rank_0.txt":
+            resumed_text += msg["text"]
+        elif msg["type"] == "metrics":
+            resumed_metrics += msg["items"]
+        elif msg["type"] == "end":
+            break
+    ws.close()
+    assert resumed_text == text[cut:]
+    assert resumed_metrics == metrics[3:]
+
+
+async def test_tags_experiments_and_computes(api):
+    run = await api.submit("count.py", ["--n", 1], tags={"try": 1})
+    assert run["tags"] == {"try": "1"}
+    updated = await api.call("PATCH", f"runs/{run['id']}", {"tags": {"note": "good"}})
+    assert updated["tags"] == {"try": "1", "note": "good"}
+    await api.wait(run["id"])
+    exps = (await api.call("GET", "experiments"))["experiments"]
+    assert [(e["name"], e["runs"]) for e in exps] == [("exp", 1)]
+    computes = (await api.call("GET", "computes"))["computes"]
+    assert computes[0]["name"] == "local" and computes[0]["kind"] == "local"
+    listed = await api.call("GET", "runs", experiment="exp", limit=5)
+    assert [r["id"] for r in listed["runs"]] == [run["id"]]
+    err = await api.call("GET", "runs", limit="x", expect=400)
+    assert err["error_code"] == "invalid_request"
