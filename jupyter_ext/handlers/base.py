@@ -8,7 +8,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from ..errors import InvalidRequest, TrainError
+from ..errors import InvalidRequest, TrainError, WorkspaceLocked
 
 AUTH_RESOURCE = "train"
 
@@ -26,8 +26,8 @@ class TrainHandler(ExtensionHandlerMixin, APIHandler):
     def manager(self):
         manager = self.settings.get("train_manager")
         if manager is None:
-            raise TrainError(self.settings.get("train_unavailable")
-                             or "The jupyter-train workspace is not available on this server.")
+            raise WorkspaceLocked(self.settings.get("train_unavailable")
+                                  or "The jupyter-train workspace is not available on this server.")
         return manager
 
     def json_body(self) -> dict:

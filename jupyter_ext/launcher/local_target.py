@@ -29,6 +29,7 @@ class LocalTarget(Target):
     def schedule(self, spec: RunSpec, rd: RunDir) -> dict:
         req = self.dryrun(spec, rd)
         env = dict(os.environ)
+        env.pop("JUPYTER_TOKEN", None)  # the server's credential is not the job's business
         env.update(req.env)
         # The supervisor must outlive the server and the kernel: its own session, no inherited
         # stdio (the server's terminal may go away), output of its own into logs/supervisor.txt.

@@ -117,8 +117,11 @@ class Tailer:
     def sync(self, run_id: str) -> dict:
         """Fold new events of one run now (used right after the server writes one)."""
         with self._lock:
+            before = self.m.store.get_run(run_id)
             run = self._fold_events(run_id)[0]
-            if run and not RunState(run["status"]).is_terminal() and run_id not in self.active:
+            # Follow it if it was unfinished before this fold: a run that finished while no
+            # server was up still has metrics to ingest, and the next pass does that.
+            if before and before["status"] not in _TERMINAL and run_id not in self.active:
                 self.active[run_id] = _Active(self.m.store.tail_offsets(run_id))
         if run is not None:
             for ev in self.subscribers.get(run_id, ()):
