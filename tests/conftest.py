@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract import Contract
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
+CONTRACT = Contract()
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 TERMINAL = ("Completed", "Failed", "Canceled")
@@ -59,9 +62,11 @@ class Api:
             status, raw = err.code, err.response.body if err.response else b""
         assert status == expect, f"{method} {path}: expected {expect}, got {status}: {raw[:500]!r}"
         try:
-            return json.loads(raw)
+            body = json.loads(raw)
         except ValueError:
-            return raw
+            body = raw
+        CONTRACT.validate(method, path, status, body)
+        return body
 
     async def submit(self, script, args=(), source=SCRIPTS, expect=201, **extra):
         body = {"experiment": "exp", "source_directory": str(source), "script": script,
