@@ -20,8 +20,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pathspec
-
 from .errors import InvalidRequest, SnapshotTooLarge
 
 ALWAYS_IGNORED = (".git", ".amlignore_cache")
@@ -48,7 +46,9 @@ class Snapshot:
     new_bytes: int
 
 
-def _ignore_spec(directory: str) -> pathspec.PathSpec | None:
+def _ignore_spec(directory: str):
+    import pathspec  # imported here: the supervisor materializes snapshots and must start fast
+
     for name in IGNORE_FILES:
         p = os.path.join(directory, name)
         if os.path.isfile(p):
@@ -62,7 +62,7 @@ def walk_source(root: str) -> list[SourceFile]:
     root = os.path.realpath(root)
     out: list[SourceFile] = []
     # A stack of (directory relative to root, spec) for the ignore files seen on the way down.
-    def walk(rel_dir: str, specs: list[tuple[str, pathspec.PathSpec]]):
+    def walk(rel_dir: str, specs: list):
         abs_dir = os.path.join(root, rel_dir)
         spec = _ignore_spec(abs_dir)
         if spec is not None:
@@ -77,16 +77,19 @@ def walk_source(root: str) -> list[SourceFile]:
                 continue
             rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
             is_dir = e.is_dir(follow_symlinks=False)
-            if _ignored(rel, is_dir, specs):
+            if specs and _ignored(rel, is_dir, specs):
                 continue
             if is_dir:
                 walk(rel, specs)
-            elif e.is_file(follow_symlinks=True):
+            elif e.is_symlink():
                 real = os.path.realpath(e.path)
-                if e.is_symlink() and not real.startswith(root + os.sep):
+                if not real.startswith(root + os.sep) or not os.path.isfile(real):
                     continue  # a link that leads out of the source folder is not shipped
                 st = os.stat(real)
                 out.append(SourceFile(rel, real, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode))
+            elif e.is_file(follow_symlinks=False):
+                st = e.stat(follow_symlinks=False)
+                out.append(SourceFile(rel, e.path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode))
     walk("", [])
     return out
 
@@ -199,10 +202,13 @@ class SnapshotStore:
     def materialize(self, snap_id: str, dest: str | os.PathLike) -> int:
         """Copy the snapshot's files into ``dest`` (a fresh working copy the script may change)."""
         dest = Path(dest)
+        made: set[Path] = set()
         n = 0
         for rel, digest, mode in self.manifest(snap_id):
             target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             shutil.copyfile(self._object_path(digest), target)
             os.chmod(target, mode)
             n += 1

@@ -13,8 +13,8 @@ keeps going, so the same script runs under plain ``python``.
 from __future__ import annotations
 
 import atexit
+import collections
 import json
-import math
 import os
 import sys
 import threading
@@ -25,6 +25,7 @@ __all__ = ["Run", "MAX_TEXT", "MAX_NAME"]
 MAX_NAME = 255
 MAX_TEXT = 4096
 _NUMBER_TYPES = (int, float)
+_now = time.time
 
 
 def _warn(msg: str) -> None:
@@ -54,13 +55,14 @@ def _coerce(name, value):
 
 
 class _Writer:
-    """The background flusher for one metrics file."""
+    """The background flusher for one metrics file. Records are tuples on a deque: append and
+    popleft are atomic, so the training thread never takes a lock."""
 
     def __init__(self, path: str, interval: float):
         self.path = path
         self.interval = interval
-        self.buf: list = []
-        self.lock = threading.Lock()
+        self.queue: collections.deque = collections.deque()
+        self.flush_lock = threading.Lock()
         self.wake = threading.Event()
         self.closed = False
         self.thread = threading.Thread(target=self._loop, name="jupyter-train-metrics", daemon=True)
@@ -74,30 +76,39 @@ class _Writer:
             self.flush()
 
     def flush(self):
-        if not self.buf:
+        if not self.queue:
             return
-        with self.lock:
-            batch, self.buf = self.buf, []
-        lines = []
-        for rec in batch:
-            try:
-                lines.append(json.dumps(rec, allow_nan=False, separators=(",", ":")))
-            except ValueError:  # NaN / inf: keep the point, as text, so the history is honest
-                rec = dict(rec)
-                rec["v"] = repr(rec["v"])
-                rec["nonfinite"] = True
-                lines.append(json.dumps(rec, separators=(",", ":")))
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        with self.flush_lock:  # the flusher thread and an explicit flush() never interleave
+            pop, lines = self.queue.popleft, []
+            while True:
+                try:
+                    rec = pop()
+                except IndexError:
+                    break
+                lines.append(_encode(rec))
+            if lines:
+                data = ("\n".join(lines) + "\n").encode("utf-8")
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
 
     def close(self):
         self.closed = True
         self.wake.set()
         self.flush()
+
+
+def _encode(rec: tuple) -> str:
+    if rec[0] == "t":
+        return json.dumps({"k": "t", "n": rec[1], "v": rec[2]}, separators=(",", ":"))
+    d = {"k": "m", "n": rec[1], "v": rec[2], "s": rec[3], "t": rec[4]}
+    try:
+        return json.dumps(d, allow_nan=False, separators=(",", ":"))
+    except ValueError:  # NaN / inf: keep the point, as text, so the history is honest
+        d["v"], d["nonfinite"] = repr(rec[2]), True
+        return json.dumps(d, separators=(",", ":"))
 
 
 class Run:
@@ -115,6 +126,8 @@ class Run:
             os.makedirs(metrics_dir, exist_ok=True)
             interval = float(os.environ.get("JUPYTER_TRAIN_FLUSH_S", "0.05"))
             self._writer = _Writer(os.path.join(metrics_dir, f"rank_{rank}.jsonl"), interval)
+        # Where a record goes: the writer's deque (no lock, no I/O) or, offline, the console.
+        self._append = self._writer.queue.append if self._writer else self._print_offline
 
     @classmethod
     def get_context(cls) -> "Run":
@@ -129,12 +142,9 @@ class Run:
     def offline(self) -> bool:
         return self._writer is None
 
-    def _append(self, rec: dict) -> None:
-        if self._writer is None:
-            print(f"[offline run] {rec}")
-            return
-        with self._writer.lock:
-            self._writer.buf.append(rec)
+    @staticmethod
+    def _print_offline(rec: tuple) -> None:
+        print(f"[offline run] {rec[1]} = {rec[2]!r}" + (f" (step {rec[3]})" if rec[0] == "m" else " (tag)"))
 
     def log(self, name: str, value, step: int | None = None, description: str = "") -> None:
         """Log one value of a metric. Steps count up per name unless given."""
@@ -150,7 +160,7 @@ class Run:
         if step is None:
             step = self._steps.get(name, -1) + 1
         self._steps[name] = step
-        self._append({"k": "m", "n": name, "v": value, "s": step, "t": time.time()})
+        self._append(("m", name, value, step, _now()))
 
     def log_list(self, name: str, values, description: str = "") -> None:
         for v in values:
@@ -162,7 +172,7 @@ class Run:
             self.log(f"{name}/{col}", v)
 
     def tag(self, key: str, value=None) -> None:
-        self._append({"k": "t", "n": str(key), "v": "" if value is None else str(value)})
+        self._append(("t", str(key), "" if value is None else str(value)))
 
     def set_tags(self, tags: dict) -> None:
         for k, v in tags.items():

@@ -31,7 +31,7 @@ def test_offline_run_prints_and_keeps_going(tmp_path):
         print("after")
     """, tmp_path, metrics=False)
     assert r.returncode == 0, r.stderr
-    assert "'n': 'acc'" in r.stdout and "after" in r.stdout
+    assert "acc = 0.5 (step 0)" in r.stdout and "after" in r.stdout
 
 
 def test_logs_are_buffered_and_flushed_at_exit_with_steps(tmp_path):

@@ -48,6 +48,7 @@ class RunSpec:
     compute_target: str = "local"
     python: str = "python3"
     snapshot_id: str = ""
+    snapshot_store: str = ""
     env: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0

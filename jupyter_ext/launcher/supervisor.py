@@ -35,6 +35,17 @@ class Supervisor:
     def _on_signal(self, signum, frame):
         self.cancel_requested = True
 
+    def materialize(self) -> None:
+        """The working copy is laid out here, on the node, not by the server: a remote or
+        containerized node gets its copy the same way, and a submit returns without waiting."""
+        if self.spec.snapshot_id and not self.rd.wd.exists():
+            from ..snapshots import SnapshotStore
+
+            tmp = self.rd.path / "wd.partial"
+            SnapshotStore(self.spec.snapshot_store).materialize(self.spec.snapshot_id, tmp)
+            os.replace(tmp, self.rd.wd)
+        self.rd.wd.mkdir(exist_ok=True)
+
     def node_env(self, node) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("JUPYTER_TRAIN_SUPERVISOR", None)
@@ -89,6 +100,12 @@ class Supervisor:
         info = {"pid": me, "start_time": start_time(me), "pgids": []}
         self.rd.write_supervisor_info(info)
         self.rd.append_event(RunState.STARTING, "supervisor", pid=me)
+        try:
+            self.materialize()
+        except OSError as exc:
+            self.rd.append_event(RunState.FAILED, "supervisor", f"Could not lay out the working copy "
+                                 f"of the snapshot: {exc}. Check free disk space in {self.rd.path}.")
+            return 1
         try:
             self.start_nodes()
         except OSError as exc:

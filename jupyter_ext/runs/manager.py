@@ -126,7 +126,8 @@ class RunManager:
                                  "(.amlignore / .gitignore) of the source directory.")
         spec = RunSpec(run_id=run_id, experiment=req.experiment, script=script_rel,
                        arguments=[str(a) for a in req.arguments], compute_target=target.name,
-                       python=python, snapshot_id=snap.id, env=dict(req.environment_variables),
+                       python=python, snapshot_id=snap.id,
+                       snapshot_store=str(self.snapshots.root), env=dict(req.environment_variables),
                        tags={k: str(v) for k, v in req.tags.items()}, created_at=now)
         spec.nodes = python_command(spec)
         rd = self.run_dir(run_id)
@@ -143,11 +144,6 @@ class RunManager:
         rd.append_event(RunState.NOT_STARTED, "server")
         rd.append_event(RunState.PREPARING, "server", f"snapshot {snap.id}: {snap.files} files, "
                         f"{snap.new_files} new")
-        try:
-            await asyncio.to_thread(self.snapshots.materialize, snap.id, rd.wd)
-        except OSError as exc:
-            rd.append_event(RunState.FAILED, "server", f"Could not prepare the working copy: {exc}")
-            return self.tailer.sync(run_id)
         rd.append_event(RunState.QUEUED, "server", target=target.name)
         self.tailer.sync(run_id)
         self._schedule(target, spec, rd)

@@ -1,0 +1,212 @@
+"""Benchmarks of the spine, each against a baseline measured in the same run.
+
+    python bench/bench_spine.py [--quick]
+
+Prints a table; figures, not asserts (these machines are shared and noisy).
+  1. submit -> first line of the user's script   vs  a bare `python script.py` start
+  2. run.log() per call                          vs  a plain buffered JSON-lines write (and
+                                                     MLflow's log_metric where mlflow is installed)
+  3. script write -> WebSocket subscriber latency p50 / p99 (metrics and log lines)
+  4. resubmit of an unchanged 2,000-file folder  vs  the first submit of it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import timeit
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kernel_lib import Experiment, ScriptRunConfig, Workspace  # noqa: E402
+
+FIRST_LINE = "import time; print('first', time.time(), flush=True)\n"
+STREAM_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from kernel_lib.tracking import Run
+    run = Run.get_context()
+    n = int(sys.argv[1])
+    for i in range(n):
+        t = time.time()
+        run.log("t_write", t)
+        print("line", i, repr(t), flush=True)
+        time.sleep(0.02)
+""")
+
+
+def start_server(ws_dir: Path) -> subprocess.Popen:
+    token = secrets.token_hex(16)
+    argv = [sys.executable, "-m", "jupyter_ext", "--port=0", "--ip=127.0.0.1",
+            "--ServerApp.open_browser=False", f"--TrainApp.workspace_dir={ws_dir}"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    proc = subprocess.Popen(argv, env=dict(os.environ, JUPYTER_TOKEN=token), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            info = json.loads((ws_dir / "server.json").read_text())
+            if info.get("token") == token and ":0/" not in info["url"]:
+                return proc
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def bench_start(ws, tmp: Path, n: int) -> tuple[float, float]:
+    src = tmp / "first"
+    src.mkdir()
+    (src / "first.py").write_text(FIRST_LINE)
+    bare = []
+    for _ in range(n):
+        t0 = time.time()
+        out = subprocess.run([sys.executable, str(src / "first.py")], capture_output=True, text=True)
+        bare.append(float(out.stdout.split()[1]) - t0)
+    spine = []
+    exp = Experiment(ws, "bench-start")
+    for _ in range(n):
+        t0 = time.time()
+        run = exp.submit(ScriptRunConfig(str(src), "first.py"))
+        run.wait_for_completion()
+        spine.append(float(run.get_log().split()[1]) - t0)
+    return statistics.median(bare), statistics.median(spine)
+
+
+def bench_log(tmp: Path, calls: int) -> dict:
+    code = textwrap.dedent(f"""
+        import json, os, sys, timeit
+        from kernel_lib.tracking import Run
+        run = Run.get_context()
+        n = {calls}
+        ours = min(timeit.repeat(lambda: run.log("loss", 0.5), number=n, repeat=5)) / n
+        f = open(os.path.join(sys.argv[1], "plain.jsonl"), "w", buffering=1 << 16)
+        import time
+        def plain():
+            f.write(json.dumps({{"n": "loss", "v": 0.5, "t": time.time()}}) + "\\n")
+        base = min(timeit.repeat(plain, number=n, repeat=5)) / n
+        res = {{"ours": ours, "plain": base}}
+        try:
+            import mlflow
+            mlflow.set_tracking_uri("file://" + os.path.join(sys.argv[1], "mlruns"))
+            with mlflow.start_run():
+                k = 200
+                res["mlflow"] = min(timeit.repeat(lambda: mlflow.log_metric("loss", 0.5), number=k, repeat=3)) / k
+        except ImportError:
+            pass
+        print(json.dumps(res))
+    """)
+    env = dict(os.environ, JUPYTER_TRAIN_RUN_ID="bench", JUPYTER_TRAIN_METRICS_DIR=str(tmp / "m"),
+               PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp)], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_stream(ws, tmp: Path, n: int) -> tuple[list[float], list[float]]:
+    src = tmp / "stream"
+    src.mkdir()
+    (src / "stream.py").write_text(STREAM_SCRIPT)
+    run = Experiment(ws, "bench-stream").submit(ScriptRunConfig(str(src), "stream.py", [n]))
+    metric_lat, log_lat = [], []
+    for msg in ws.client.stream(run.id):
+        now = time.time()
+        if msg["type"] == "metrics":
+            metric_lat += [now - m["value"] for m in msg["items"] if m["name"] == "t_write"]
+        elif msg["type"] == "log" and msg["name"] == "rank_0.txt":
+            log_lat += [now - float(line.split()[2]) for line in msg["text"].splitlines()
+                        if line.startswith("line ")]
+    return metric_lat, log_lat
+
+
+def bench_snapshot(ws, tmp: Path, files: int) -> tuple[float, float, float]:
+    src = tmp / "many"
+    for i in range(files):
+        d = src / f"pkg{i % 40}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"mod{i}.py").write_text(f"# module {i}\n" + "x = 1\n" * 200)
+    (src / "train.py").unlink(missing_ok=True)
+    (src / "pkg0" / f"mod0.py").write_text("print('ok')\n")
+    exp = Experiment(ws, "bench-snap")
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        run = exp.submit(ScriptRunConfig(str(src), "pkg0/mod0.py"))
+        times.append(time.perf_counter() - t0)
+        run.wait_for_completion()
+    from jupyter_ext.snapshots import SnapshotStore
+
+    store = SnapshotStore(tmp / "snapcheck")
+    t0 = time.perf_counter()
+    store.take(str(src), 10**10, 10**6)
+    first_take = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store.take(str(src), 10**10, 10**6)
+    again_take = time.perf_counter() - t0
+    return times[0], times[1], again_take / first_take
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = ap.parse_args()
+    reps = 3 if args.quick else 10
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        ws_dir = tmp / "ws"
+        proc = start_server(ws_dir)
+        try:
+            ws = Workspace(ws_dir)
+            bare, spine = bench_start(ws, tmp, reps)
+            logc = bench_log(tmp, 20_000 if args.quick else 200_000)
+            m_lat, l_lat = bench_stream(ws, tmp, 100 if args.quick else 300)
+            first, again, take_ratio = bench_snapshot(ws, tmp, 2000 - 1)
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    rows = [
+        ("submit -> first script line", f"{spine * 1e3:.0f} ms", f"bare python start {bare * 1e3:.0f} ms",
+         f"+{(spine - bare) * 1e3:.0f} ms (goal <= +300 ms)"),
+        ("run.log() per call", f"{logc['ours'] * 1e6:.2f} us", f"plain JSON-lines write {logc['plain'] * 1e6:.2f} us",
+         f"x{logc['ours'] / logc['plain']:.2f} (goal <= 2 us)"),
+    ]
+    if "mlflow" in logc:
+        rows.append(("", "", f"mlflow log_metric {logc['mlflow'] * 1e6:.0f} us",
+                     f"x{logc['ours'] / logc['mlflow']:.4f}"))
+    else:
+        rows.append(("", "", "mlflow: not installed", "-"))
+    rows += [
+        ("write -> WebSocket, metrics", f"p50 {pct(m_lat, 50) * 1e3:.0f} ms / p99 {pct(m_lat, 99) * 1e3:.0f} ms",
+         f"{len(m_lat)} points", "goal 50 / 250 ms"),
+        ("write -> WebSocket, log lines", f"p50 {pct(l_lat, 50) * 1e3:.0f} ms / p99 {pct(l_lat, 99) * 1e3:.0f} ms",
+         f"{len(l_lat)} lines", "goal 50 / 250 ms"),
+        ("resubmit 2,000 unchanged files", f"{again * 1e3:.0f} ms", f"first submit {first * 1e3:.0f} ms",
+         f"{again / first * 100:.0f} % of first (snapshot step alone: {take_ratio * 100:.1f} %; goal <= 5 %)"),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    header = ("benchmark", "jupyter-train", "baseline (same run)", "ratio")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()
