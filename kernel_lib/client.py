@@ -42,6 +42,7 @@ class TrainClient:
         self.url, self.token = url, token
         self._start = start
         self._fixed = url is not None
+        self.started = None  # the Popen of a headless server this client started, if any
         if url is None:
             self.discover()
 
@@ -85,7 +86,7 @@ class TrainClient:
         while time.monotonic() < deadline:
             info = self.ws.read_server_info()
             if info and info.get("token") == token and self._answers(info):
-                self.url, self.token = info["url"], token
+                self.url, self.token, self.started = info["url"], token, proc
                 print(f"jupyter-train: server ready at {self.url} (pid {info['pid']})",
                       file=sys.stderr, flush=True)
                 return
@@ -99,6 +100,20 @@ class TrainClient:
             time.sleep(0.1)
         raise ServerUnavailable(f"The jupyter-train server did not answer within {START_TIMEOUT_S} s; "
                                 f"see {self.ws.path / 'server.log'}.")
+
+    def stop_started_server(self, timeout: float = 30) -> bool:
+        """Stop the headless server this client started (runs keep going; a later client
+        starts a new server, which re-attaches to them). False if it started none."""
+        proc, self.started = self.started, None
+        if proc is None or proc.poll() is not None:
+            return False
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return True
 
     # -- HTTP -----------------------------------------------------------------------------
     def api_url(self, path: str, query: dict | None = None) -> str:
