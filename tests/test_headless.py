@@ -130,3 +130,24 @@ def test_server_killed_and_restarted_mid_run_loses_nothing(headless, workspace_d
     assert short_run.get_metrics()["loss"] == [1.0, 0.5, 1 / 3]
     phases = [p["state"] for p in short_run.get_details()["phases"]]
     assert phases[-3:] == ["Running", "Finalizing", "Completed"]
+
+
+def test_killing_the_kernel_never_kills_the_run(headless, workspace_dir, scripts_dir):
+    """A 'kernel' (a Python process using the SDK) submits a run and dies with SIGKILL."""
+    headless(workspace_dir)
+    code = (
+        "import sys, time\n"
+        "from kernel_lib import Workspace, Experiment, ScriptRunConfig\n"
+        f"ws = Workspace({str(workspace_dir)!r})\n"
+        f"run = Experiment(ws, 'k').submit(ScriptRunConfig({str(scripts_dir)!r}, 'count.py',"
+        " ['--n', 20, '--sleep', 0.05]))\n"
+        "print(run.id, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    kernel = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    run_id = kernel.stdout.readline().strip()
+    kernel.kill()
+    kernel.wait()
+    run = Workspace(workspace_dir).get_run(run_id)
+    assert run.wait_for_completion()["status"] == "Completed"
+    assert len(run.get_metrics()["loss"]) == 20
