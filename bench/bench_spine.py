@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,26 +41,6 @@ STREAM_SCRIPT = textwrap.dedent("""
         print("line", i, repr(t), flush=True)
         time.sleep(0.02)
 """)
-
-
-def start_server(ws_dir: Path) -> subprocess.Popen:
-    token = secrets.token_hex(16)
-    argv = [sys.executable, "-m", "jupyter_ext", "--port=0", "--ip=127.0.0.1",
-            "--ServerApp.open_browser=False", f"--TrainApp.workspace_dir={ws_dir}"]
-    if os.geteuid() == 0:
-        argv.append("--allow-root")
-    proc = subprocess.Popen(argv, env=dict(os.environ, JUPYTER_TOKEN=token), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            info = json.loads((ws_dir / "server.json").read_text())
-            if info.get("token") == token and ":0/" not in info["url"]:
-                return proc
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not start")
 
 
 def pct(values, q):
@@ -171,17 +149,15 @@ def main():
     reps = 3 if args.quick else 10
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        ws_dir = tmp / "ws"
-        proc = start_server(ws_dir)
+        ws = Workspace(tmp / "ws")
+        ws.client  # starts a headless server for the workspace (stopped below)
         try:
-            ws = Workspace(ws_dir)
             bare, spine = bench_start(ws, tmp, reps)
             logc = bench_log(tmp, 20_000 if args.quick else 200_000)
             m_lat, l_lat = bench_stream(ws, tmp, 100 if args.quick else 300)
             first, again, take_ratio = bench_snapshot(ws, tmp, 2000 - 1)
         finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            ws.client.stop_started_server()
     rows = [
         ("submit -> first script line", f"{spine * 1e3:.0f} ms", f"bare python start {bare * 1e3:.0f} ms",
          f"+{(spine - bare) * 1e3:.0f} ms (goal <= +300 ms)"),
