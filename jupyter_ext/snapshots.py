@@ -139,13 +139,40 @@ class SnapshotStore:
     def _cache_path(self, source: str) -> Path:
         return self.statcache / (hashlib.sha1(source.encode()).hexdigest() + ".json")
 
-    def take(self, source_dir: str, max_bytes: int, max_files: int) -> Snapshot:
-        source = os.path.realpath(source_dir)
-        if not os.path.isdir(source):
-            raise InvalidRequest(f"The source directory {source_dir!r} does not exist or is not a "
-                                 "directory. Pass an existing folder as source_directory.")
-        files = walk_source(source)
-        check_limits(files, max_bytes, max_files, source_dir)
+    def take(self, source_dir: str | None, max_bytes: int, max_files: int,
+             extra_files: dict[str, bytes] | None = None) -> Snapshot:
+        """Snapshot ``source_dir`` (may be None) plus ``extra_files`` (path -> bytes, e.g. a
+        notebook cell saved as a script), which win over files of the same path."""
+        extra = dict(extra_files or {})
+        if source_dir is None:
+            files, source = [], ""
+        else:
+            source = os.path.realpath(source_dir)
+            if not os.path.isdir(source):
+                raise InvalidRequest(f"The source directory {source_dir!r} does not exist or is not a "
+                                     "directory. Pass an existing folder as source_directory.")
+            files = [f for f in walk_source(source) if f.rel not in extra]
+        virtual = [SourceFile(rel, "", len(data), 0, 0, 0o644) for rel, data in extra.items()]
+        check_limits(files + virtual, max_bytes, max_files, source_dir or "(cell)")
+        entries, new_files, new_bytes = self._take_files(source, files)
+        for rel, data in extra.items():
+            digest, stored = self._store_bytes(data)
+            new_files += stored
+            new_bytes += len(data) if stored else 0
+            entries.append([rel, digest, 0o644])
+        entries.sort()
+        manifest = json.dumps({"files": entries}, separators=(",", ":"), sort_keys=True)
+        snap_id = hashlib.sha256(manifest.encode()).hexdigest()[:32]
+        mpath = self.manifests / f"{snap_id}.json"
+        if not mpath.exists():
+            _atomic_write(mpath, manifest)
+        total = sum(f.size for f in files) + sum(len(d) for d in extra.values())
+        return Snapshot(snap_id, len(entries), total, new_files, new_bytes)
+
+    def _take_files(self, source: str, files: list[SourceFile]) -> tuple[list, int, int]:
+        """Store what is new among ``files``, using and refreshing the stat cache."""
+        if not files:
+            return [], 0, 0
         cache_file = self._cache_path(source)
         try:
             cache = json.loads(cache_file.read_text())
@@ -163,14 +190,21 @@ class SnapshotStore:
                     new_bytes += f.size
             new_cache[f.rel] = key + [digest]
             entries.append([f.rel, digest, stat.S_IMODE(f.mode) & 0o755 | 0o600])
-        manifest = json.dumps({"files": entries}, separators=(",", ":"), sort_keys=True)
-        snap_id = hashlib.sha256(manifest.encode()).hexdigest()[:32]
-        mpath = self.manifests / f"{snap_id}.json"
-        if not mpath.exists():
-            _atomic_write(mpath, manifest)
         if new_cache != cache:
             _atomic_write(cache_file, json.dumps(new_cache, separators=(",", ":")))
-        return Snapshot(snap_id, len(entries), sum(f.size for f in files), new_files, new_bytes)
+        return entries, new_files, new_bytes
+
+    def _store_bytes(self, data: bytes) -> tuple[str, bool]:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self._object_path(digest)
+        if target.exists():
+            return digest, False
+        target.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+        return digest, True
 
     def _store_file(self, path: str) -> tuple[str, bool]:
         """Hash ``path`` while copying it to a temp file; keep the copy only if it is new."""

@@ -268,3 +268,27 @@ async def test_tags_experiments_and_computes(api):
     assert [r["id"] for r in listed["runs"]] == [run["id"]]
     err = await api.call("GET", "runs", limit="x", expect=400)
     assert err["error_code"] == "invalid_request"
+
+
+async def test_a_script_sent_as_text_with_or_without_a_source_directory(api, scripts_dir):
+    cell = "import helper\nprint('cell says', helper.VALUE)\n"
+    err = await api.call("POST", "runs", {"experiment": "exp", "script": "cell.py",
+                                          "extra_files": {"cell.py": cell}}, expect=201)
+    run = await api.wait(err["id"])
+    assert run["status"] == "Failed" and "ModuleNotFoundError: No module named 'helper'" in run["error"]
+    # beside a source directory, the text wins over a file of the same name
+    run = await api.call("POST", "runs", {
+        "experiment": "exp", "script": "cell.py", "source_directory": str(scripts_dir),
+        "extra_files": {"cell.py": cell, "helper.py": "VALUE = 42\n", "count.py": "raise SystemExit(3)\n"}},
+        expect=201)
+    run = await api.wait(run["id"])
+    assert run["status"] == "Completed"
+    log = await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt")
+    assert log["text"] == "cell says 42\n"
+    wd = os.path.join(run["run_dir"], "wd")
+    assert open(os.path.join(wd, "count.py")).read() == "raise SystemExit(3)\n"
+    assert os.path.isfile(os.path.join(wd, "linger.py"))  # the rest of the folder came too
+    for bad in ({"../x.py": "1"}, {"/etc/x.py": "1"}, {"a.py": 3}):
+        err = await api.call("POST", "runs", {"experiment": "exp", "script": "a.py", "extra_files": bad},
+                             expect=400)
+        assert "extra_files" in err["message"]

@@ -30,18 +30,20 @@ from ..workspace import WorkspaceDir
 from .tailer import Tailer
 
 log = logging.getLogger("jupyter_ext")
+MAX_EXTRA_BYTES = 10 * 10**6
 
 
 @dataclass
 class SubmitRequest:
     experiment: str
-    source_directory: str
     script: str
+    source_directory: str | None = None
     arguments: list = field(default_factory=list)
     compute_target: str = "local"
     python: str = ""
     environment_variables: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
+    extra_files: dict = field(default_factory=dict)  # path -> text, e.g. a notebook cell
 
     @classmethod
     def from_json(cls, body) -> "SubmitRequest":
@@ -51,9 +53,23 @@ class SubmitRequest:
         if unknown:
             raise InvalidRequest(f"Unknown field(s) {sorted(unknown)}; allowed: "
                                  f"{sorted(cls.__dataclass_fields__)}.")
-        for req in ("experiment", "source_directory", "script"):
+        for req in ("experiment", "script"):
             if not isinstance(body.get(req), str) or not body.get(req):
                 raise InvalidRequest(f"'{req}' is required and must be a non-empty string.")
+        src = body.get("source_directory")
+        if not (isinstance(src, str) and src) and not (src is None and body.get("extra_files")):
+            raise InvalidRequest("'source_directory' is required (a folder on the server's machine) "
+                                 "unless the script comes in 'extra_files'.")
+        extra = body.get("extra_files", {})
+        if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+            raise InvalidRequest("'extra_files' must be an object of relative path -> text.")
+        if sum(len(v) for v in extra.values()) > MAX_EXTRA_BYTES:
+            raise InvalidRequest(f"'extra_files' hold more than {MAX_EXTRA_BYTES // 10**6} MB; put "
+                                 "large files in the source directory instead.")
+        for rel in extra:
+            if not isinstance(rel, str) or os.path.isabs(rel) or ".." in rel.split("/") or not rel.strip("/"):
+                raise InvalidRequest(f"extra_files path {rel!r} must be relative and stay inside the "
+                                     "snapshot.")
         args = body.get("arguments", [])
         if not isinstance(args, list):
             raise InvalidRequest("'arguments' must be a list of strings and numbers.")
@@ -110,17 +126,24 @@ class RunManager:
         if not (os.path.isabs(python) and os.access(python, os.X_OK)):
             raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
                                  "path on the server's machine.")
-        source = os.path.abspath(os.path.expanduser(req.source_directory))
-        script_path = safe_join(source, req.script) if os.path.isdir(source) else None
-        if script_path is not None and not script_path.is_file():
-            raise InvalidRequest(f"The script {req.script!r} was not found in {source}. Check the "
-                                 "name, or set source_directory to the folder that holds it.")
+        source = os.path.abspath(os.path.expanduser(req.source_directory)) if req.source_directory else None
+        extra = {os.path.normpath(k): v.encode("utf-8") for k, v in req.extra_files.items()}
+        if os.path.normpath(req.script) in extra:
+            script_rel = os.path.normpath(req.script)
+        elif source is None:
+            raise InvalidRequest(f"The script {req.script!r} is neither in extra_files nor in a "
+                                 "source directory.")
+        else:
+            script_path = safe_join(source, req.script) if os.path.isdir(source) else None
+            if script_path is not None and not script_path.is_file():
+                raise InvalidRequest(f"The script {req.script!r} was not found in {source}. Check "
+                                     "the name, or set source_directory to the folder that holds it.")
+            script_rel = os.path.relpath(script_path, os.path.realpath(source)) if script_path else ""
         now = time.time()
         run_id = f"{req.experiment}_{int(now)}_{secrets.token_hex(4)}"
         # Snapshot before anything exists for the run: a bad source directory leaves no trace.
         snap = await asyncio.to_thread(self.snapshots.take, source, self.snapshot_max_bytes,
-                                       self.snapshot_max_files)
-        script_rel = os.path.relpath(script_path, os.path.realpath(source))
+                                       self.snapshot_max_files, extra)
         if script_rel not in {e[0] for e in self.snapshots.manifest(snap.id)}:
             raise InvalidRequest(f"The script {req.script!r} is excluded by the ignore rules "
                                  "(.amlignore / .gitignore) of the source directory.")
