@@ -17,6 +17,7 @@ _EXPORTS = {
     "Model": "model",
     "TrainClient": "client",
     "TrainError": "client",
+    "RunMonitor": "widgets",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -33,3 +34,10 @@ def __getattr__(name):
 
 def __dir__():
     return __all__
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext kernel_lib``: the %%train cell magic and the %train_* line magics."""
+    from .magics import TrainMagics
+
+    ipython.register_magics(TrainMagics)

@@ -32,6 +32,12 @@ class Run:
     def __repr__(self):
         return f"Run(id={self.id!r}, experiment={self.experiment.name!r}, status={self.status!r})"
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """In a notebook a Run shows as a live RunMonitor (with a static HTML fallback)."""
+        from .widgets import RunMonitor
+
+        return RunMonitor(self)._repr_mimebundle_()
+
     # -- details --------------------------------------------------------------------------
     def refresh(self) -> "Run":
         self._data = self.workspace.client.get(f"/runs/{self.id}")

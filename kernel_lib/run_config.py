@@ -10,25 +10,33 @@ from .client import TrainError
 
 @dataclass
 class ScriptRunConfig:
-    source_directory: str
+    source_directory: str | None
     script: str
     arguments: list = field(default_factory=list)
     compute_target: object = "local"
     environment: object = None
     environment_variables: dict = field(default_factory=dict)
+    extra_files: dict = field(default_factory=dict)  # path -> text, shipped beside the source
+    distributed: dict | None = None
 
     def __post_init__(self):
-        self.source_directory = os.path.abspath(os.path.expanduser(str(self.source_directory)))
         self.arguments = list(self.arguments or [])
         for i, a in enumerate(self.arguments):
             if isinstance(a, bool) or not isinstance(a, (str, int, float)):
                 raise TrainError(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument must "
                                  "be a str, int or float. Convert it, e.g. str(value).",
                                  "invalid_request")
+        if self.source_directory is None:
+            if self.script not in self.extra_files:
+                raise TrainError("Give source_directory, the folder that holds your training script.",
+                                 "invalid_request")
+            return
+        self.source_directory = os.path.abspath(os.path.expanduser(str(self.source_directory)))
         if not os.path.isdir(self.source_directory):
             raise TrainError(f"source_directory {self.source_directory!r} does not exist. Pass the "
                              "folder that holds your training script.", "invalid_request")
-        if not os.path.isfile(os.path.join(self.source_directory, self.script)):
+        if self.script not in self.extra_files and \
+                not os.path.isfile(os.path.join(self.source_directory, self.script)):
             raise TrainError(f"The script {self.script!r} is not in {self.source_directory}. Check "
                              "the name or the source_directory.", "invalid_request")
 
@@ -46,4 +54,6 @@ class ScriptRunConfig:
                 "script": self.script, "arguments": self.arguments,
                 "compute_target": self.target_name, "python": python or sys.executable,
                 "environment_variables": dict(self.environment_variables),
-                "tags": {str(k): str(v) for k, v in (tags or {}).items()}}
+                "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+                **({"extra_files": dict(self.extra_files)} if self.extra_files else {}),
+                **({"distributed": dict(self.distributed)} if self.distributed else {})}

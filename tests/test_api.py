@@ -292,3 +292,11 @@ async def test_a_script_sent_as_text_with_or_without_a_source_directory(api, scr
         err = await api.call("POST", "runs", {"experiment": "exp", "script": "a.py", "extra_files": bad},
                              expect=400)
         assert "extra_files" in err["message"]
+
+
+async def test_cancel_right_after_submit_is_not_lost(api):
+    for _ in range(3):
+        run = await api.submit("linger.py")
+        await api.call("POST", f"runs/{run['id']}/cancel")
+        run = await api.wait(run["id"], timeout=10)
+        assert run["status"] == "Canceled", run

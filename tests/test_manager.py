@@ -29,7 +29,7 @@ def test_a_supervisor_killed_with_sigkill_fails_the_run_and_stops_its_processes(
         m = RunManager(str(tmp_path / "ws"))
         await m.start()
         try:
-            run = await m.submit(SubmitRequest("exp", SCRIPTS, "linger.py"))
+            run = await m.submit(SubmitRequest("exp", "linger.py", SCRIPTS))
             await wait_for(m, run["id"], ("Running",))
             rd = m.run_dir(run["id"])
             deadline = time.monotonic() + 20
@@ -55,8 +55,8 @@ def test_a_lost_database_is_rebuilt_from_the_run_directories(tmp_path):
         m = RunManager(str(ws))
         await m.start()
         try:
-            ok = await m.submit(SubmitRequest("exp", SCRIPTS, "count.py", ["--n", 7]))
-            bad = await m.submit(SubmitRequest("exp", SCRIPTS, "fail.py"))
+            ok = await m.submit(SubmitRequest("exp", "count.py", SCRIPTS, ["--n", 7]))
+            bad = await m.submit(SubmitRequest("exp", "fail.py", SCRIPTS))
             for r in (ok, bad):
                 await wait_for(m, r["id"], ("Completed", "Failed"))
             await asyncio.sleep(0.2)

@@ -99,6 +99,9 @@ class Supervisor:
         me = os.getpid()
         info = {"pid": me, "start_time": start_time(me), "pgids": []}
         self.rd.write_supervisor_info(info)
+        if any(e["state"] == RunState.CANCEL_REQUESTED.value for e in self.rd.read_events()[0]):
+            self.rd.append_event(RunState.CANCELED, "supervisor", "Canceled before it started")
+            return 0
         self.rd.append_event(RunState.STARTING, "supervisor", pid=me)
         try:
             self.materialize()

@@ -44,6 +44,7 @@ class SubmitRequest:
     environment_variables: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
     extra_files: dict = field(default_factory=dict)  # path -> text, e.g. a notebook cell
+    distributed: dict | None = None  # {"nodes", "procs_per_node", "backend", "mpi"}
 
     @classmethod
     def from_json(cls, body) -> "SubmitRequest":
@@ -66,6 +67,9 @@ class SubmitRequest:
         if sum(len(v) for v in extra.values()) > MAX_EXTRA_BYTES:
             raise InvalidRequest(f"'extra_files' hold more than {MAX_EXTRA_BYTES // 10**6} MB; put "
                                  "large files in the source directory instead.")
+        dist = body.get("distributed")
+        if dist is not None and not isinstance(dist, dict):
+            raise InvalidRequest("'distributed' must be an object: nodes, procs_per_node, backend, mpi.")
         for rel in extra:
             if not isinstance(rel, str) or os.path.isabs(rel) or ".." in rel.split("/") or not rel.strip("/"):
                 raise InvalidRequest(f"extra_files path {rel!r} must be relative and stay inside the "
@@ -122,6 +126,7 @@ class RunManager:
             raise UnknownComputeTarget(
                 f"Unknown compute target {req.compute_target!r}. Known targets: "
                 f"{', '.join(sorted(self.targets))}. Create it first or pick one of these.")
+        _check_distributed(req.distributed, target)
         python = req.python or sys.executable
         if not (os.path.isabs(python) and os.access(python, os.X_OK)):
             raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
@@ -193,7 +198,12 @@ class RunManager:
         rd.append_event(RunState.CANCEL_REQUESTED, "server")
         target = self.targets.get(run["compute_target"])
         delivered = target.cancel(rd) if target else False
-        if not delivered and rd.read_supervisor_info() is None and run_id not in self.tailer.children:
+        popen = self.tailer.children.get(run_id)
+        if not delivered and popen is not None and popen.poll() is None:
+            # Its supervisor is starting: SIGTERM before its handler is set kills it, and the
+            # tailer then records Canceled; after, the supervisor sees the request itself.
+            popen.terminate()
+        elif not delivered and rd.read_supervisor_info() is None and popen is None:
             rd.append_event(RunState.CANCELED, "server", "Canceled before it started")
         return self.tailer.sync(run_id)
 
@@ -317,6 +327,22 @@ class RunManager:
 
     def list_models(self, name: str | None = None) -> list[dict]:
         return self.store.list_models(name)
+
+
+def _check_distributed(dist: dict | None, target: Target) -> None:
+    if not dist:
+        return
+    nodes, procs = dist.get("nodes", 1), dist.get("procs_per_node", 1)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (nodes, procs)):
+        raise InvalidRequest("distributed.nodes and distributed.procs_per_node must be whole numbers >= 1.")
+    if dist.get("backend") not in (None, "nccl", "gloo"):
+        raise InvalidRequest("distributed.backend must be 'nccl' or 'gloo'.")
+    if nodes * procs > 1 or dist.get("mpi"):
+        raise InvalidRequest(
+            f"The '{target.name}' compute target runs one process; a distributed job "
+            f"({nodes} node(s) x {procs} process(es){', MPI' if dist.get('mpi') else ''}) needs a "
+            "cluster compute target, which this version does not have yet. Run with one node "
+            "and one process for now.")
 
 
 def _copy_into(src: Path, staging: Path) -> None:

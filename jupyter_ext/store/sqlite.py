@@ -222,8 +222,9 @@ def _fold_event(run: dict, ev: dict) -> None:
         run["ended_at"] = ev["ts"]
         if state == RunState.FAILED.value:
             run["error"] = ev.get("message", "The run failed.")
-        if "exit_codes" in ev:
-            run["properties"]["exit_codes"] = ev["exit_codes"]
+        for key in ("exit_codes", "failed_rank"):
+            if key in ev:
+                run["properties"][key] = ev[key]
     if run["status"] == RunState.CANCEL_REQUESTED.value and not RunState(state).is_terminal():
         return  # stay CancelRequested until the run actually stops
     run["status"] = state

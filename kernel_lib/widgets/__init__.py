@@ -1,0 +1,3 @@
+from .run_monitor import RunMonitor, summary_html
+
+__all__ = ["RunMonitor", "summary_html"]
