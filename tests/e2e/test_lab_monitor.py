@@ -1,0 +1,130 @@
+"""A real browser (Playwright driving Debian's chromium) runs a %%train cell in JupyterLab and
+watches the run monitor: the chart gains points and the status reaches Completed."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+
+CELLS = [
+    "%load_ext kernel_lib",
+    "%%train --experiment e2e -- --epochs 12\n"
+    "import argparse, time\n"
+    "from kernel_lib.tracking import Run\n"
+    "p = argparse.ArgumentParser(); p.add_argument('--epochs', type=int); a = p.parse_args()\n"
+    "run = Run.get_context()\n"
+    "for epoch in range(a.epochs):\n"
+    "    time.sleep(0.5)\n"
+    "    run.log('loss', 1.0 / (epoch + 1)); run.log('val_acc', epoch / a.epochs); run.log('epoch', epoch)\n"
+    "    print(f'epoch {epoch} done', flush=True)\n",
+]
+
+
+def _need(component_ok: bool, what: str):
+    if not component_ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} is missing; .ci/run installs it")
+        pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture
+def lab(tmp_path):
+    _need(os.path.exists(CHROMIUM), "Debian's chromium (/usr/bin/chromium)")
+    _need(shutil.which("jupyter-lab") is not None, "jupyterlab")
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
+                    for c in CELLS],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (root / "e2e.ipynb").write_text(json.dumps(nb))
+    ws = tmp_path / "workspace"
+    token = secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_TRAIN_WORKSPACE=str(ws), JUPYTER_TOKEN=token,
+               JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lws"))
+    argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--port=0", "--ip=127.0.0.1",
+            f"--ServerApp.root_dir={root}", f"--TrainApp.workspace_dir={ws}"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    log = open(tmp_path / "lab.log", "wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        url = None
+        while time.monotonic() < deadline and url is None:
+            try:
+                info = json.loads((ws / "server.json").read_text())
+                if info.get("pid") == proc.pid and ":0/" not in info["url"]:
+                    url = info["url"].replace("localhost", "127.0.0.1")
+            except (FileNotFoundError, ValueError):
+                pass
+            assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
+            time.sleep(0.2)
+        assert url, "JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-3000:]
+        yield url, token, tmp_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab):
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, token, out = lab
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{url}lab/tree/e2e.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            # wait until the kernel is connected and idle, then Run > Run All Cells
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            status = page.locator("[data-testid=jt-status]")
+            status.wait_for(timeout=60_000)
+            page.wait_for_function(
+                "document.querySelector('[data-testid=jt-status]').textContent === 'Running'",
+                timeout=60_000)
+            line = "[data-testid=jt-chart] polyline[data-metric=loss]"
+            page.wait_for_selector(line, timeout=30_000)
+            first = int(page.get_attribute(line, "data-points"))
+            page.wait_for_function(
+                f"Number(document.querySelector('{line}').getAttribute('data-points')) > {first}",
+                timeout=30_000)
+            page.screenshot(path=str(out / "monitor-running.png"))
+            page.wait_for_function(
+                "document.querySelector('[data-testid=jt-status]').textContent === 'Completed'",
+                timeout=90_000)
+            points = int(page.get_attribute(line, "data-points"))
+            assert first < points == 12
+            assert "live from the server" in page.locator(".jt-monitor").inner_text()
+            assert "epoch 11 done" in page.locator("[data-testid=jt-log]").inner_text()
+            assert page.locator(".jt-bar-fill").inner_text() == "100%"
+            page.screenshot(path=str(out / "monitor-completed.png"))
+        except Exception:
+            page.screenshot(path=str(out / "monitor-failure.png"))
+            raise
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            for png in out.glob("*.png"):
+                shutil.copy(png, ARTIFACTS / png.name)
+            browser.close()
