@@ -32,6 +32,8 @@ CELLS = [
     "    time.sleep(0.5)\n"
     "    run.log('loss', 1.0 / (epoch + 1)); run.log('val_acc', epoch / a.epochs); run.log('epoch', epoch)\n"
     "    print(f'epoch {epoch} done', flush=True)\n",
+    "import time\ntime.sleep(8)  # the kernel is busy here while the run goes on",
+    "from kernel_lib import Experiment, Workspace\nExperiment(Workspace.default(), 'e2e').get_runs()[0]",
 ]
 
 
@@ -104,22 +106,47 @@ def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab):
             page.wait_for_function(
                 "document.querySelector('[data-testid=jt-status]').textContent === 'Running'",
                 timeout=60_000)
-            line = "[data-testid=jt-chart] polyline[data-metric=loss]"
-            page.wait_for_selector(line, timeout=30_000)
-            first = int(page.get_attribute(line, "data-points"))
-            page.wait_for_function(
-                f"Number(document.querySelector('{line}').getAttribute('data-points')) > {first}",
-                timeout=30_000)
+            line = ".jt-monitor >> nth=0 >> [data-testid=jt-chart] polyline[data-metric=loss]"
+            page.locator(line).wait_for(timeout=30_000)
+            first = int(page.locator(line).get_attribute("data-points"))
+            # the chart keeps gaining points while the kernel is busy in the next cell
+            busy = page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt", has_text="[*]")
+            busy.wait_for(timeout=30_000)
+            deadline = time.monotonic() + 30
+            while int(page.locator(line).get_attribute("data-points")) <= first + 1:
+                assert time.monotonic() < deadline, "no new points while the kernel was busy"
+                page.wait_for_timeout(100)
+            assert busy.is_visible(), "the sleeping cell finished before the chart moved"
             page.screenshot(path=str(out / "monitor-running.png"))
+            first_status = page.locator("[data-testid=jt-status]").first
             page.wait_for_function(
                 "document.querySelector('[data-testid=jt-status]').textContent === 'Completed'",
                 timeout=90_000)
-            points = int(page.get_attribute(line, "data-points"))
-            assert first < points == 12
-            assert "live from the server" in page.locator(".jt-monitor").inner_text()
-            assert "epoch 11 done" in page.locator("[data-testid=jt-log]").inner_text()
-            assert page.locator(".jt-bar-fill").inner_text() == "100%"
+            points = int(page.locator(line).get_attribute("data-points"))
+            assert first < points == 12 and first_status.inner_text() == "Completed"
+            monitor = page.locator(".jt-monitor").first
+            assert "live from the server" in monitor.inner_text()
+            assert "epoch 11 done" in monitor.locator("[data-testid=jt-log]").inner_text()
+            page.wait_for_timeout(500)  # the bar's width transition
+            assert monitor.locator(".jt-bar-fill").inner_text() == "100%"
             page.screenshot(path=str(out / "monitor-completed.png"))
+
+            # after a kernel restart, re-displaying the run re-attaches to its full history
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            page.evaluate("document.querySelectorAll('.jt-monitor').forEach(e => e.dataset.old = '1')")
+            page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel").first.click()
+            page.locator(".jp-Dialog-button.jp-mod-accept").click()
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            page.locator(".jp-Cell").nth(3).click()
+            page.keyboard.press("Shift+Enter")
+            fresh = ".jt-monitor:not([data-old])"
+            page.locator(fresh).wait_for(timeout=60_000)
+            page.wait_for_function(
+                f"document.querySelector('{fresh} [data-testid=jt-status]')?.textContent === 'Completed'"
+                f" && document.querySelector('{fresh} polyline[data-metric=loss]')"
+                "?.getAttribute('data-points') === '12'", timeout=60_000)
+            page.screenshot(path=str(out / "monitor-reattached.png"))
         except Exception:
             page.screenshot(path=str(out / "monitor-failure.png"))
             raise
