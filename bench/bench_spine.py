@@ -21,7 +21,6 @@ import sys
 import tempfile
 import textwrap
 import time
-import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +121,7 @@ def bench_snapshot(ws, tmp: Path, files: int) -> tuple[float, float, float]:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"mod{i}.py").write_text(f"# module {i}\n" + "x = 1\n" * 200)
     (src / "train.py").unlink(missing_ok=True)
-    (src / "pkg0" / f"mod0.py").write_text("print('ok')\n")
+    (src / "pkg0" / "mod0.py").write_text("print('ok')\n")
     exp = Experiment(ws, "bench-snap")
     times = []
     for _ in range(2):

@@ -6,7 +6,6 @@ import json
 import math
 import os
 
-from ..launcher.spec import RunState  # noqa: F401  (re-exported for callers' convenience)
 
 MAX_BATCH_BYTES = 1 << 20
 MAX_TEXT = 4096

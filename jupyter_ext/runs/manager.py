@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Conflict, InvalidRequest, NotFound, UnknownComputeTarget
+from ..errors import InvalidRequest, NotFound, UnknownComputeTarget
 from ..launcher.api import Target
 from ..launcher.commands import python_command
 from ..launcher.local_target import LocalTarget

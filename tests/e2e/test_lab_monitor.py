@@ -44,20 +44,21 @@ def _need(component_ok: bool, what: str):
         pytest.skip(f"{what} is not installed")
 
 
-@pytest.fixture
-def lab(tmp_path):
+def start_lab(tmp_path, cells, kernel_workspace=None):
+    """JupyterLab with the extension on its own workspace; kernels use ``kernel_workspace``
+    (default: the same one)."""
     _need(os.path.exists(CHROMIUM), "Debian's chromium (/usr/bin/chromium)")
     _need(shutil.which("jupyter-lab") is not None, "jupyterlab")
     root = tmp_path / "notebooks"
     root.mkdir()
     nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
-                    for c in CELLS],
+                    for c in cells],
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
           "nbformat": 4, "nbformat_minor": 5}
     (root / "e2e.ipynb").write_text(json.dumps(nb))
     ws = tmp_path / "workspace"
     token = secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_TRAIN_WORKSPACE=str(ws), JUPYTER_TOKEN=token,
+    env = dict(os.environ, JUPYTER_TRAIN_WORKSPACE=str(kernel_workspace or ws), JUPYTER_TOKEN=token,
                JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lws"))
     argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--port=0", "--ip=127.0.0.1",
             f"--ServerApp.root_dir={root}", f"--TrainApp.workspace_dir={ws}"]
@@ -78,80 +79,149 @@ def lab(tmp_path):
             assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
             time.sleep(0.2)
         assert url, "JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-3000:]
-        yield url, token, tmp_path
-    finally:
+        return proc, log, (url, token, tmp_path)
+    except BaseException:
+        stop_lab(proc, log)
+        raise
+
+
+def stop_lab(proc, log):
+    try:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
         log.close()
 
 
-def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab):
+@pytest.fixture
+def lab(tmp_path):
+    proc, log, info = start_lab(tmp_path, CELLS)
+    yield info
+    stop_lab(proc, log)
+
+
+@pytest.fixture
+def browser_page():
     playwright = pytest.importorskip("playwright.sync_api")
-    url, token, out = lab
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{url}lab/tree/e2e.ipynb?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            # wait until the kernel is connected and idle, then Run > Run All Cells
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            status = page.locator("[data-testid=jt-status]")
-            status.wait_for(timeout=60_000)
-            page.wait_for_function(
-                "document.querySelector('[data-testid=jt-status]').textContent === 'Running'",
-                timeout=60_000)
-            line = ".jt-monitor >> nth=0 >> [data-testid=jt-chart] polyline[data-metric=loss]"
-            page.locator(line).wait_for(timeout=30_000)
-            first = int(page.locator(line).get_attribute("data-points"))
-            # the chart keeps gaining points while the kernel is busy in the next cell
-            busy = page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt", has_text="[*]")
-            busy.wait_for(timeout=30_000)
-            deadline = time.monotonic() + 30
-            while int(page.locator(line).get_attribute("data-points")) <= first + 1:
-                assert time.monotonic() < deadline, "no new points while the kernel was busy"
-                page.wait_for_timeout(100)
-            assert busy.is_visible(), "the sleeping cell finished before the chart moved"
-            page.screenshot(path=str(out / "monitor-running.png"))
-            first_status = page.locator("[data-testid=jt-status]").first
-            page.wait_for_function(
-                "document.querySelector('[data-testid=jt-status]').textContent === 'Completed'",
-                timeout=90_000)
-            points = int(page.locator(line).get_attribute("data-points"))
-            assert first < points == 12 and first_status.inner_text() == "Completed"
-            monitor = page.locator(".jt-monitor").first
-            assert "live from the server" in monitor.inner_text()
-            assert "epoch 11 done" in monitor.locator("[data-testid=jt-log]").inner_text()
-            page.wait_for_timeout(500)  # the bar's width transition
-            assert monitor.locator(".jt-bar-fill").inner_text() == "100%"
-            page.screenshot(path=str(out / "monitor-completed.png"))
-
-            # after a kernel restart, re-displaying the run re-attaches to its full history
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
-            page.evaluate("document.querySelectorAll('.jt-monitor').forEach(e => e.dataset.old = '1')")
-            page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel").first.click()
-            page.locator(".jp-Dialog-button.jp-mod-accept").click()
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
-            page.locator(".jp-Cell").nth(3).click()
-            page.keyboard.press("Shift+Enter")
-            fresh = ".jt-monitor:not([data-old])"
-            page.locator(fresh).wait_for(timeout=60_000)
-            page.wait_for_function(
-                f"document.querySelector('{fresh} [data-testid=jt-status]')?.textContent === 'Completed'"
-                f" && document.querySelector('{fresh} polyline[data-metric=loss]')"
-                "?.getAttribute('data-points') === '12'", timeout=60_000)
-            page.screenshot(path=str(out / "monitor-reattached.png"))
-        except Exception:
-            page.screenshot(path=str(out / "monitor-failure.png"))
-            raise
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
         finally:
-            ARTIFACTS.mkdir(exist_ok=True)
-            for png in out.glob("*.png"):
-                shutil.copy(png, ARTIFACTS / png.name)
             browser.close()
+
+
+def open_and_run_all(page, url, token):
+    page.goto(f"{url}lab/tree/e2e.ipynb?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # wait until the kernel is connected and idle, then Run > Run All Cells
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def keep_screenshots(out):
+    ARTIFACTS.mkdir(exist_ok=True)
+    for png in out.glob("*.png"):
+        shutil.copy(png, ARTIFACTS / png.name)
+
+
+def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
+    url, token, out = lab
+    page = browser_page
+    try:
+        open_and_run_all(page, url, token)
+        status = page.locator("[data-testid=jt-status]")
+        status.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=jt-status]').textContent === 'Running'",
+            timeout=60_000)
+        line = ".jt-monitor >> nth=0 >> [data-testid=jt-chart] polyline[data-metric=loss]"
+        page.locator(line).wait_for(timeout=30_000)
+        first = int(page.locator(line).get_attribute("data-points"))
+        # the chart keeps gaining points while the kernel is busy in the next cell
+        busy = page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt", has_text="[*]")
+        busy.wait_for(timeout=30_000)
+        deadline = time.monotonic() + 30
+        while int(page.locator(line).get_attribute("data-points")) <= first + 1:
+            assert time.monotonic() < deadline, "no new points while the kernel was busy"
+            page.wait_for_timeout(100)
+        assert busy.is_visible(), "the sleeping cell finished before the chart moved"
+        page.screenshot(path=str(out / "monitor-running.png"))
+        first_status = page.locator("[data-testid=jt-status]").first
+        page.wait_for_function(
+            "document.querySelector('[data-testid=jt-status]').textContent === 'Completed'",
+            timeout=90_000)
+        points = int(page.locator(line).get_attribute("data-points"))
+        assert first < points == 12 and first_status.inner_text() == "Completed"
+        monitor = page.locator(".jt-monitor").first
+        assert "live from the server" in monitor.inner_text()
+        assert "epoch 11 done" in monitor.locator("[data-testid=jt-log]").inner_text()
+        page.wait_for_timeout(500)  # the bar's width transition
+        assert monitor.locator(".jt-bar-fill").inner_text() == "100%"
+        page.screenshot(path=str(out / "monitor-completed.png"))
+
+        # after a kernel restart, re-displaying the run re-attaches to its full history
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+        page.evaluate("document.querySelectorAll('.jt-monitor').forEach(e => e.dataset.old = '1')")
+        page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel").first.click()
+        page.locator(".jp-Dialog-button.jp-mod-accept").click()
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+        page.locator(".jp-Cell").nth(3).click()
+        page.keyboard.press("Shift+Enter")
+        fresh = ".jt-monitor:not([data-old])"
+        page.locator(fresh).wait_for(timeout=60_000)
+        page.wait_for_function(
+            f"document.querySelector('{fresh} [data-testid=jt-status]')?.textContent === 'Completed'"
+            f" && document.querySelector('{fresh} polyline[data-metric=loss]')"
+            "?.getAttribute('data-points') === '12'", timeout=60_000)
+        page.screenshot(path=str(out / "monitor-reattached.png"))
+    except Exception:
+        page.screenshot(path=str(out / "monitor-failure.png"))
+        raise
+    finally:
+        keep_screenshots(out)
+
+
+FAILING_CELLS = [
+    "%load_ext kernel_lib",
+    "%%train --experiment e2e-fail\n"
+    "import time\n"
+    "from kernel_lib.tracking import Run\n"
+    "for step in range(4):\n"
+    "    Run.get_context().log('loss', 1.0 / (step + 1)); time.sleep(0.3)\n"
+    "def configure(lr):\n"
+    "    raise ValueError(f'learning rate {lr} is out of range')\n"
+    "configure(-1)\n",
+]
+
+
+def test_monitor_streams_through_the_kernel_and_shows_the_failure(headless, tmp_path, browser_page):
+    """The page's server does not own the run's workspace (a headless server does): the
+    monitor falls back to the kernel forwarding the stream, and a failure's traceback shows."""
+    other = headless(tmp_path / "other-workspace")
+    proc, log, (url, token, out) = start_lab(tmp_path, FAILING_CELLS, kernel_workspace=other.workspace)
+    page = browser_page
+    try:
+        open_and_run_all(page, url, token)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=jt-status]')?.textContent === 'Failed'", timeout=90_000)
+        monitor = page.locator(".jt-monitor").first
+        assert "live through the kernel" in monitor.inner_text()
+        error = monitor.locator("[data-testid=jt-error]")
+        error.wait_for(timeout=10_000)
+        text = error.inner_text()
+        assert "ValueError: learning rate -1 is out of range" in text
+        assert "Traceback (most recent call last)" in text and "configure(-1)" in text
+        assert monitor.locator("polyline[data-metric=loss]").get_attribute("data-points") == "4"
+        assert not monitor.locator("[data-testid=jt-cancel]").is_visible()
+        page.screenshot(path=str(out / "monitor-failed-through-kernel.png"))
+    except Exception:
+        page.screenshot(path=str(out / "monitor-failure-kernel.png"))
+        raise
+    finally:
+        keep_screenshots(out)
+        stop_lab(proc, log)
