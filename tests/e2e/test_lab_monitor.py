@@ -113,11 +113,22 @@ def browser_page():
             browser.close()
 
 
-def open_and_run_all(page, url, token):
-    page.goto(f"{url}lab/tree/e2e.ipynb?token={token}")
+def wait_kernel_idle(page, url, token, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = page.request.get(f"{url}api/kernels?token={token}").json()
+        if kernels and all(k["execution_state"] == "idle" for k in kernels):
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError("the notebook's kernel did not become idle")
+
+
+def open_and_run_all(page, url, token, ui="lab"):
+    path = "lab/tree" if ui == "lab" else "notebooks"
+    page.goto(f"{url}{path}/e2e.ipynb?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    # wait until the kernel is connected and idle, then Run > Run All Cells
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+    wait_kernel_idle(page, url, token)
+    page.wait_for_timeout(500)  # the page's own session settles on the kernel
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
@@ -221,6 +232,27 @@ def test_monitor_streams_through_the_kernel_and_shows_the_failure(headless, tmp_
         page.screenshot(path=str(out / "monitor-failed-through-kernel.png"))
     except Exception:
         page.screenshot(path=str(out / "monitor-failure-kernel.png"))
+        raise
+    finally:
+        keep_screenshots(out)
+        stop_lab(proc, log)
+
+
+def test_train_cell_in_notebook_7(tmp_path, browser_page):
+    _need(shutil.which("jupyter-notebook") is not None, "notebook 7")
+    proc, log, (url, token, out) = start_lab(tmp_path, CELLS[:2])
+    page = browser_page
+    try:
+        open_and_run_all(page, url, token, ui="notebook")
+        line = "[data-testid=jt-chart] polyline[data-metric=loss]"
+        page.locator(line).wait_for(timeout=60_000)
+        first = int(page.locator(line).get_attribute("data-points"))
+        page.wait_for_function(
+            "document.querySelector('[data-testid=jt-status]')?.textContent === 'Completed'", timeout=90_000)
+        assert first < int(page.locator(line).get_attribute("data-points")) == 12
+        page.screenshot(path=str(out / "monitor-notebook7.png"))
+    except Exception:
+        page.screenshot(path=str(out / "monitor-failure-notebook7.png"))
         raise
     finally:
         keep_screenshots(out)
