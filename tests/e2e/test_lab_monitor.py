@@ -31,7 +31,8 @@ CELLS = [
     "for epoch in range(a.epochs):\n"
     "    time.sleep(0.5)\n"
     "    run.log('loss', 1.0 / (epoch + 1)); run.log('val_acc', epoch / a.epochs); run.log('epoch', epoch)\n"
-    "    print(f'epoch {epoch} done', flush=True)\n",
+    "    print(f'epoch {epoch} done', flush=True)\n"
+    "import os; os.makedirs('outputs', exist_ok=True); open('outputs/summary.txt', 'w').write('ok')\n",
     "import time\ntime.sleep(8)  # the kernel is busy here while the run goes on",
     "from kernel_lib import Experiment, Workspace\nExperiment(Workspace.default(), 'e2e').get_runs()[0]",
 ]
@@ -172,6 +173,9 @@ def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
         assert "epoch 11 done" in monitor.locator("[data-testid=jt-log]").inner_text()
         page.wait_for_timeout(500)  # the bar's width transition
         assert monitor.locator(".jt-bar-fill").inner_text() == "100%"
+        link = monitor.locator("[data-testid=jt-links] a", has_text="outputs/summary.txt")
+        link.wait_for(timeout=10_000)
+        assert page.request.get(url.rstrip("/") + link.get_attribute("href")).text() == "ok"
         page.screenshot(path=str(out / "monitor-completed.png"))
 
         # after a kernel restart, re-displaying the run re-attaches to its full history
@@ -240,7 +244,8 @@ def test_monitor_streams_through_the_kernel_and_shows_the_failure(headless, tmp_
 
 def test_train_cell_in_notebook_7(tmp_path, browser_page):
     _need(shutil.which("jupyter-notebook") is not None, "notebook 7")
-    proc, log, (url, token, out) = start_lab(tmp_path, CELLS[:2])
+    long_cell = "%%train --experiment e2e-cancel\nimport time\nprint('started', flush=True)\ntime.sleep(120)\n"
+    proc, log, (url, token, out) = start_lab(tmp_path, CELLS[:2] + [long_cell])
     page = browser_page
     try:
         open_and_run_all(page, url, token, ui="notebook")
@@ -250,6 +255,13 @@ def test_train_cell_in_notebook_7(tmp_path, browser_page):
         page.wait_for_function(
             "document.querySelector('[data-testid=jt-status]')?.textContent === 'Completed'", timeout=90_000)
         assert first < int(page.locator(line).get_attribute("data-points")) == 12
+        # the second monitor's Cancel button stops its run (a POST with the page's XSRF token)
+        second = page.locator(".jt-monitor").nth(1)
+        second.locator("[data-testid=jt-log]", has_text="started").wait_for(timeout=60_000)
+        second.locator("[data-testid=jt-cancel]").click()
+        page.wait_for_function(
+            "document.querySelectorAll('[data-testid=jt-status]')[1]?.textContent === 'Canceled'",
+            timeout=15_000)
         page.screenshot(path=str(out / "monitor-notebook7.png"))
     except Exception:
         page.screenshot(path=str(out / "monitor-failure-notebook7.png"))
