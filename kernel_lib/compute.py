@@ -1,6 +1,42 @@
-"""Compute targets known to the server (``local`` is always there)."""
+"""Compute targets: ``local`` (always there) and clusters whose nodes are slots of this host.
+
+    cfg = ClusterCompute.provisioning_configuration(vm_size="cpu:1", min_nodes=0, max_nodes=4,
+                                                    idle_seconds_before_scaledown=1800)
+    cluster = ComputeTarget.create(ws, "cpu-cluster", cfg)
+    cluster.wait_for_completion(show_output=True)
+"""
 
 from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from urllib.parse import quote
+
+from .client import TrainError
+
+
+class ComputeTargetNotFound(TrainError):
+    pass
+
+
+@dataclass
+class ClusterProvisioningConfiguration:
+    vm_size: str = "cpu:1"
+    min_nodes: int = 0
+    max_nodes: int = 4
+    idle_seconds_before_scaledown: float = 1800
+
+
+class ClusterCompute:
+    """Azure ML's AmlCompute, on this host."""
+
+    @staticmethod
+    def provisioning_configuration(vm_size: str = "cpu:1", min_nodes: int = 0, max_nodes: int = 4,
+                                   idle_seconds_before_scaledown: float = 1800, **_ignored):
+        return ClusterProvisioningConfiguration(vm_size, min_nodes, max_nodes, idle_seconds_before_scaledown)
+
+
+AmlCompute = ClusterCompute
 
 
 class ComputeTarget:
@@ -8,18 +44,56 @@ class ComputeTarget:
         self.workspace = workspace
         self.name = name
         if _data is None:
-            found = {c["name"]: c for c in workspace.client.get("/computes")["computes"]}
-            if name not in found:
-                from .client import TrainError
-
-                raise TrainError(f"No compute target {name!r}; known: {', '.join(sorted(found))}.",
-                                 "unknown_compute_target")
-            _data = found[name]
+            try:
+                _data = workspace.client.get(f"/computes/{quote(name)}")
+            except TrainError as exc:
+                if exc.code == "not_found":
+                    raise ComputeTargetNotFound(exc.message, "not_found", 404) from None
+                raise
         self.details = _data
 
     def __repr__(self):
         return f"ComputeTarget(name={self.name!r}, kind={self.details.get('kind')!r})"
 
     @classmethod
+    def create(cls, workspace, name: str, provisioning_configuration) -> "ComputeTarget":
+        body = {"name": name, **asdict(provisioning_configuration)}
+        return cls(workspace, name, _data=workspace.client.post("/computes", body))
+
+    @classmethod
     def list(cls, workspace) -> list["ComputeTarget"]:
-        return list(workspace.compute_targets.values())
+        return [cls(workspace, c["name"], c) for c in workspace.client.get("/computes")["computes"]]
+
+    def refresh(self) -> "ComputeTarget":
+        self.details = self.workspace.client.get(f"/computes/{quote(self.name)}")
+        return self
+
+    def get_status(self) -> dict:
+        """Node counts (idle, busy, preparing, unusable), current and max nodes, the queue."""
+        d = self.refresh().details
+        counts = d.get("node_counts") or {"idle": 1, "busy": 0, "preparing": 0, "unusable": 0}
+        return {"state": d["state"], "current_node_count": d["nodes"], **counts,
+                "max_nodes": d.get("max_nodes", d["nodes"]), "queue": d.get("queue", [])}
+
+    def wait_for_completion(self, show_output: bool = False, min_node_count: int | None = None,
+                            timeout_in_minutes: float = 25) -> dict:
+        """Wait until the cluster has its minimum nodes (or ``min_node_count``) ready."""
+        deadline = time.monotonic() + timeout_in_minutes * 60
+        want = self.details.get("min_nodes", 0) if min_node_count is None else min_node_count
+        last = None
+        while True:
+            st = self.get_status()
+            line = f"{self.name}: {st['state']}, nodes {st['current_node_count']} " \
+                   f"(idle {st['idle']}, busy {st['busy']}, preparing {st['preparing']})"
+            if show_output and line != last:
+                print(line, flush=True)
+                last = line
+            if st["preparing"] == 0 and st["idle"] + st["busy"] >= want:
+                return st
+            if time.monotonic() > deadline:
+                raise TrainError(f"{self.name} did not reach {want} ready node(s) in "
+                                 f"{timeout_in_minutes} minutes.", "timeout")
+            time.sleep(0.2)
+
+    def delete(self) -> None:
+        self.workspace.client.request("DELETE", f"/computes/{quote(self.name)}", raw=True)

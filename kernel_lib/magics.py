@@ -216,8 +216,8 @@ class TrainMagics(Magics):
 def _distributed(args) -> dict | None:
     if args.nodes == 1 and args.procs_per_node == 1 and not args.mpi and args.backend is None:
         return None
-    return {"nodes": args.nodes, "procs_per_node": args.procs_per_node,
-            "backend": args.backend, "mpi": args.mpi}
+    return {"kind": "mpi" if args.mpi else "pytorch", "nodes": args.nodes,
+            "procs_per_node": args.procs_per_node, "backend": args.backend}
 
 
 def status_text(d: dict) -> str:

@@ -18,8 +18,11 @@ class ScriptRunConfig:
     environment_variables: dict = field(default_factory=dict)
     extra_files: dict = field(default_factory=dict)  # path -> text, shipped beside the source
     distributed: dict | None = None
+    distributed_job_config: object = None  # PyTorchConfiguration or MpiConfiguration
 
     def __post_init__(self):
+        if self.distributed_job_config is not None:
+            self.distributed = self.distributed_job_config.to_request()
         self.arguments = list(self.arguments or [])
         for i, a in enumerate(self.arguments):
             if isinstance(a, bool) or not isinstance(a, (str, int, float)):

@@ -69,7 +69,8 @@ def test_train_with_a_source_folder(ip, tmp_path):
     ("--environment bad::1", CELL, "NAME or NAME:VERSION"),
     ("--environment torch:2", CELL, "not available in this version"),
     ("--compute gpu-cluster", CELL, "Unknown compute target 'gpu-cluster'"),
-    ("--nodes 2 --backend gloo", CELL, "needs a cluster compute target"),
+    ("--nodes 2 --backend gloo", CELL, "a job of 2 nodes needs a cluster"),
+    ("--procs-per-node 2 --backend nccl", CELL, "NCCL needs GPUs and this machine has none. Use communication_backend='Gloo'"),
     ('--experiment "unclosed', CELL, "Cannot parse the options"),
     ("", "for i in range(3)\n    print(i)\n", "SyntaxError at line 1 of the cell"),
 ])

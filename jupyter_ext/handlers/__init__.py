@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .models import ModelFileHandler, ModelHandler, ModelsHandler
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
-                   InfoHandler, LogHandler, LogsHandler, MetricsHandler, RunHandler, RunsHandler)
+                   InfoHandler, LogHandler, LogsHandler, MetricsHandler, OneComputeHandler, RunHandler,
+                   RunsHandler)
 from .stream import RunStreamHandler
 
 RUN = r"(?P<run_id>[A-Za-z0-9_.-]+)"
@@ -14,6 +15,7 @@ ROUTES = [
     (r"", InfoHandler),
     (r"/experiments", ExperimentsHandler),
     (r"/computes", ComputeHandler),
+    (rf"/computes/{NAME}", OneComputeHandler),
     (r"/runs", RunsHandler),
     (rf"/runs/{RUN}", RunHandler),
     (rf"/runs/{RUN}/cancel", CancelHandler),

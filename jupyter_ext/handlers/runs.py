@@ -131,6 +131,25 @@ class ComputeHandler(TrainHandler):
     def get(self):
         self.send_json({"computes": self.manager.compute_targets()})
 
+    @web.authenticated
+    @authorized
+    def post(self):
+        self.send_json(self.manager.create_compute(self.json_body()), status=201)
+
+
+class OneComputeHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, name):
+        self.send_json(self.manager.get_compute(name))
+
+    @web.authenticated
+    @authorized
+    def delete(self, name):
+        self.manager.delete_compute(name)
+        self.set_status(204)
+        self.finish()
+
 
 def bad_version(raw: str) -> int:
     try:

@@ -27,11 +27,27 @@ def _merge_move(src: Path, dst: Path) -> None:
 
 
 def finalize_outputs(rd: RunDir) -> None:
-    """./outputs of the working copy -> outputs/, ./logs -> logs/user/ (Azure ML's convention)."""
-    for name, dest in (("outputs", rd.outputs), ("logs", rd.logs / "user")):
-        src = rd.wd / name
-        if src.is_dir() and not src.is_symlink():
-            _merge_move(src, dest)
+    """./outputs of each node's working copy -> outputs/, ./logs -> logs/user/ (Azure ML's
+    convention). Node 0 goes last, so its files win where nodes wrote the same name."""
+    wds = sorted(rd.path.glob("wd_node*"), reverse=True) + [rd.wd]
+    for wd in wds:
+        for name, dest in (("outputs", rd.outputs), ("logs", rd.logs / "user")):
+            src = wd / name
+            if src.is_dir() and not src.is_symlink():
+                _merge_move(src, dest)
+
+
+def first_rank_error(rd: RunDir) -> dict | None:
+    """The error file of the rank that failed first (rank_entry writes one per failed rank)."""
+    import json
+
+    errors = []
+    for f in (rd.path / "errors").glob("rank_*.json"):
+        try:
+            errors.append(json.loads(f.read_text()))
+        except (ValueError, OSError):
+            continue
+    return min(errors, key=lambda e: e["ts"]) if errors else None
 
 
 def failure_summary(log_path: Path, log_name: str, code: int) -> str:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+from ..errors import InvalidRequest
 from .api import Request, Target
 from .commands import supervisor_command
 from .procs import is_alive, terminate_groups
@@ -20,6 +21,43 @@ class LocalTarget(Target):
     def __init__(self, name: str = "local", python: str | None = None):
         self.name = name
         self.python = python or sys.executable
+        self.queue: list[str] = []  # runs waiting for nodes (FIFO)
+        self._gpus: list[str] | None = None
+
+    # -- capacity: one node, this whole host ----------------------------------------------
+    @property
+    def gpus(self) -> list[str]:
+        if self._gpus is None:
+            from .cluster_target import host_gpus
+
+            self._gpus = host_gpus()
+        return self._gpus
+
+    def allocate(self, run_id: str, count: int) -> list[int] | None:
+        return [0]
+
+    def hold(self, run_id: str, indices: list[int]) -> None:
+        pass
+
+    def release(self, run_id: str) -> None:
+        if run_id in self.queue:
+            self.queue.remove(run_id)
+
+    def tick(self, now: float | None = None) -> None:
+        pass
+
+    def node_gpus(self, indices: list[int]) -> list[str]:
+        return []  # the whole host: CUDA_VISIBLE_DEVICES is left as the server has it
+
+    def check_job(self, nodes: int, procs_per_node: int, backend: str | None) -> None:
+        if nodes > 1:
+            raise InvalidRequest(
+                f"The '{self.name}' target is this one machine, a single node; a job of {nodes} nodes "
+                "needs a cluster: ComputeTarget.create(ws, 'cluster', ClusterCompute."
+                f"provisioning_configuration(vm_size='cpu:1', max_nodes={nodes})).")
+        if backend == "nccl" and not self.gpus:
+            raise InvalidRequest("NCCL needs GPUs and this machine has none. Use "
+                                 "communication_backend='Gloo'.")
 
     def dryrun(self, spec: RunSpec, rd: RunDir) -> Request:
         env = {"JUPYTER_TRAIN_SUPERVISOR": "1"}

@@ -62,3 +62,42 @@ def terminate_groups(pgids, grace_s: float = 2.0, poll_s: float = 0.05) -> None:
         time.sleep(poll_s)
     for pgid in pgids:
         signal_group(pgid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kill_ranks(rd) -> None:
+    """SIGKILL every training process that recorded its pid (rank_entry) and is still alive."""
+    import json
+
+    pid_dir = rd.path / "pids"
+    if not pid_dir.is_dir():
+        return
+    for f in pid_dir.glob("rank_*.json"):
+        try:
+            pid = json.loads(f.read_text())["pid"]
+        except (ValueError, KeyError, OSError):
+            continue
+        if is_alive(pid) and _environ_run_dir(pid) == str(rd.path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _environ_run_dir(pid: int) -> str | None:
+    """The JUPYTER_TRAIN_RUN_DIR of ``pid``: proof that a recorded pid is still that rank."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(b"JUPYTER_TRAIN_RUN_DIR="):
+                    return item.split(b"=", 1)[1].decode()
+    except OSError:
+        return None
+    return None

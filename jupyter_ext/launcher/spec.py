@@ -40,6 +40,21 @@ class NodeSpec:
 
 
 @dataclass
+class DistributedSpec:
+    """How many processes, where: ``kind`` is "pytorch" (one torchrun per node) or "mpi"."""
+
+    kind: str = "pytorch"
+    nodes: int = 1
+    procs_per_node: int = 1
+    backend: str | None = None  # "nccl" | "gloo" (pytorch)
+    max_restarts: int = 0
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.procs_per_node
+
+
+@dataclass
 class RunSpec:
     run_id: str
     experiment: str
@@ -53,6 +68,8 @@ class RunSpec:
     tags: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     nodes: list[NodeSpec] = field(default_factory=list)
+    distributed: DistributedSpec | None = None
+    node_gpus: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each node
     cancel_grace_s: float = 2.0
 
     def to_json(self) -> str:
@@ -62,6 +79,8 @@ class RunSpec:
     def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
         data = dict(data)
         data["nodes"] = [NodeSpec(**n) for n in data.get("nodes", [])]
+        if data.get("distributed"):
+            data["distributed"] = DistributedSpec(**data["distributed"])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from .finalize import failure_summary, finalize_outputs
-from .procs import start_time, terminate_groups
+from .finalize import failure_summary, finalize_outputs, first_rank_error
+from .procs import free_port, kill_ranks, start_time, terminate_groups
 from .rundir import RunDir
 from .spec import RunSpec, RunState
 
@@ -36,15 +36,29 @@ class Supervisor:
         self.cancel_requested = True
 
     def materialize(self) -> None:
-        """The working copy is laid out here, on the node, not by the server: a remote or
-        containerized node gets its copy the same way, and a submit returns without waiting."""
-        if self.spec.snapshot_id and not self.rd.wd.exists():
-            from ..snapshots import SnapshotStore
+        """Each node's working copy is laid out here, on the node, not by the server: a remote
+        or containerized node gets its copy the same way, and a submit returns without waiting."""
+        for cwd in sorted({node.cwd for node in self.spec.nodes} | {"wd"}):
+            dest = self.rd.path / cwd
+            if self.spec.snapshot_id and not dest.exists():
+                from ..snapshots import SnapshotStore
 
-            tmp = self.rd.path / "wd.partial"
-            SnapshotStore(self.spec.snapshot_store).materialize(self.spec.snapshot_id, tmp)
-            os.replace(tmp, self.rd.wd)
-        self.rd.wd.mkdir(exist_ok=True)
+                tmp = self.rd.path / f"{cwd}.partial"
+                SnapshotStore(self.spec.snapshot_store).materialize(self.spec.snapshot_id, tmp)
+                os.replace(tmp, dest)
+            dest.mkdir(exist_ok=True)
+        for d in ("pids", "errors"):
+            (self.rd.path / d).mkdir(exist_ok=True)
+
+    def fill_port(self) -> None:
+        """Give every ``{MASTER_PORT}`` in the nodes' commands one free port."""
+        port = None
+        for node in self.spec.nodes:
+            texts = node.argv + list(node.env.values())
+            if any("{MASTER_PORT}" in t for t in texts):
+                port = port or free_port()
+                node.argv = [a.replace("{MASTER_PORT}", str(port)) for a in node.argv]
+                node.env = {k: v.replace("{MASTER_PORT}", str(port)) for k, v in node.env.items()}
 
     def node_env(self, node) -> dict[str, str]:
         env = dict(os.environ)
@@ -84,14 +98,21 @@ class Supervisor:
                 return
             if self.cancel_requested:
                 self.rd.append_event(RunState.CANCEL_REQUESTED, "supervisor", "Stopping the processes")
-                terminate_groups([p.pid for _, p in self.procs], self.spec.cancel_grace_s)
-                for _, p in self.procs:
-                    p.wait()
+                self.stop_all()
                 return
             if any(c not in (None, 0) for c in codes):
                 # One node failed: the others cannot finish a distributed job; stop them.
-                terminate_groups([p.pid for _, p in self.procs if p.poll() is None], self.spec.cancel_grace_s)
+                self.stop_all()
+                return
             time.sleep(POLL_S)
+
+    def stop_all(self) -> None:
+        """SIGTERM -> SIGKILL to every node's process group, then to any rank left over (torchrun
+        starts its workers in sessions of their own)."""
+        terminate_groups([p.pid for _, p in self.procs], self.spec.cancel_grace_s)
+        for _, p in self.procs:
+            p.wait()
+        kill_ranks(self.rd)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -109,6 +130,7 @@ class Supervisor:
             self.rd.append_event(RunState.FAILED, "supervisor", f"Could not lay out the working copy "
                                  f"of the snapshot: {exc}. Check free disk space in {self.rd.path}.")
             return 1
+        self.fill_port()
         try:
             self.start_nodes()
         except OSError as exc:
@@ -133,8 +155,16 @@ class Supervisor:
             self.rd.append_event(RunState.COMPLETED, "supervisor", exit_codes=codes)
             return 0
         node, code = failed[0]
-        message = failure_summary(self.rd.logs / f"{node.log_name}.txt", node.log_name, code)
-        self.rd.append_event(RunState.FAILED, "supervisor", message, exit_codes=codes, failed_rank=node.rank)
+        first = first_rank_error(self.rd)
+        distributed = self.spec.distributed is not None and self.spec.distributed.world_size > 1
+        if first is not None and distributed:
+            message = (f"Rank {first['rank']} failed first: {first['message']}. See "
+                       f"logs/rank_{first['rank']}.txt for its traceback.")
+            rank = first["rank"]
+        else:
+            message = failure_summary(self.rd.logs / f"{node.log_name}.txt", node.log_name, code)
+            rank = node.rank
+        self.rd.append_event(RunState.FAILED, "supervisor", message, exit_codes=codes, failed_rank=rank)
         return 0
 
 

@@ -8,6 +8,7 @@ loop never blocks.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -17,12 +18,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InvalidRequest, NotFound, UnknownComputeTarget
+from ..errors import Conflict, InvalidRequest, NotFound, UnknownComputeTarget
 from ..launcher.api import Target
-from ..launcher.commands import python_command
+from ..launcher.cluster_target import ClusterConfig, ClusterTarget
+from ..launcher.commands import build_nodes
 from ..launcher.local_target import LocalTarget
 from ..launcher.rundir import RunDir
-from ..launcher.spec import RunSpec, RunState
+from ..launcher.spec import DistributedSpec, RunSpec, RunState
 from ..paths import check_name, safe_join
 from ..snapshots import SnapshotStore
 from ..store import SQLiteStore
@@ -98,6 +100,9 @@ class RunManager:
         self.snapshot_max_bytes = int(snapshot_max_mb * 1e6)
         self.snapshot_max_files = snapshot_max_files
         self.targets: dict[str, Target] = {t.name: t for t in (targets or [LocalTarget()])}
+        for row in self.store.list_computes():
+            cfg = ClusterConfig(**row["config"])
+            self.targets[cfg.name] = ClusterTarget(cfg, self.targets["local"].gpus if "local" in self.targets else [])
         self.tailer = Tailer(self, poll_interval)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -126,7 +131,9 @@ class RunManager:
             raise UnknownComputeTarget(
                 f"Unknown compute target {req.compute_target!r}. Known targets: "
                 f"{', '.join(sorted(self.targets))}. Create it first or pick one of these.")
-        _check_distributed(req.distributed, target)
+        dist = parse_distributed(req.distributed)
+        if dist is not None:
+            target.check_job(dist.nodes, dist.procs_per_node, dist.backend)
         python = req.python or sys.executable
         if not (os.path.isabs(python) and os.access(python, os.X_OK)):
             raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
@@ -156,8 +163,8 @@ class RunManager:
                        arguments=[str(a) for a in req.arguments], compute_target=target.name,
                        python=python, snapshot_id=snap.id,
                        snapshot_store=str(self.snapshots.root), env=dict(req.environment_variables),
-                       tags={k: str(v) for k, v in req.tags.items()}, created_at=now)
-        spec.nodes = python_command(spec)
+                       tags={k: str(v) for k, v in req.tags.items()}, created_at=now,
+                       distributed=dist)
         rd = self.run_dir(run_id)
         rd.create()
         rd.spec_path.write_text(spec.to_json())
@@ -174,8 +181,42 @@ class RunManager:
                         f"{snap.new_files} new")
         rd.append_event(RunState.QUEUED, "server", target=target.name)
         self.tailer.sync(run_id)
-        self._schedule(target, spec, rd)
-        return self.tailer.sync(run_id)
+        target.queue.append(run_id)
+        self.pump(target)
+        return self.get_run(run_id)
+
+    # -- queue ----------------------------------------------------------------------------
+    def pump(self, target: Target) -> None:
+        """Start queued runs, oldest first, while the target has the nodes they need."""
+        while target.queue:
+            run_id = target.queue[0]
+            rd = self.run_dir(run_id)
+            if rd.last_state() in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
+                target.queue.pop(0)
+                continue
+            spec = RunSpec.load(rd.spec_path)
+            need = spec.distributed.nodes if spec.distributed else 1
+            indices = target.allocate(run_id, need)
+            if indices is None:
+                return  # the head waits; nobody overtakes it
+            target.queue.pop(0)
+            (rd.path / "nodes.json").write_text(json.dumps({"target": target.name, "nodes": indices}))
+            spec.node_gpus = target.node_gpus(indices)
+            spec.nodes = build_nodes(spec)
+            rd.spec_path.write_text(spec.to_json())
+            self._schedule(target, spec, rd)
+
+    def run_finished(self, run_id: str) -> None:
+        """Called (on the event loop) when a run reaches a final state: free its nodes."""
+        for target in self.targets.values():
+            target.release(run_id)
+            self.pump(target)
+
+    def tick_targets(self) -> None:
+        for target in self.targets.values():
+            target.tick()
+            if target.queue:
+                self.pump(target)
 
     def _schedule(self, target: Target, spec: RunSpec, rd: RunDir) -> None:
         if rd.last_state() in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
@@ -197,6 +238,10 @@ class RunManager:
         rd = self.run_dir(run_id)
         rd.append_event(RunState.CANCEL_REQUESTED, "server")
         target = self.targets.get(run["compute_target"])
+        if target is not None and run_id in target.queue:
+            target.queue.remove(run_id)
+            rd.append_event(RunState.CANCELED, "server", "Canceled while waiting for nodes")
+            return self.tailer.sync(run_id)
         delivered = target.cancel(rd) if target else False
         popen = self.tailer.children.get(run_id)
         if not delivered and popen is not None and popen.poll() is None:
@@ -212,6 +257,9 @@ class RunManager:
         run = self.store.get_run(run_id) if isinstance(run_id, str) else None
         if run is None:
             raise NotFound(f"No run {run_id!r} in this workspace. List runs with GET /train/api/runs.")
+        target = self.targets.get(run["compute_target"])
+        if target is not None and run_id in target.queue:
+            run["queue_position"] = target.queue.index(run_id) + 1
         return run
 
     def list_runs(self, experiment=None, status=None, limit=100) -> list[dict]:
@@ -272,6 +320,40 @@ class RunManager:
     def compute_targets(self) -> list[dict]:
         return [t.describe() for t in self.targets.values()]
 
+    def get_compute(self, name: str) -> dict:
+        target = self.targets.get(name)
+        if target is None:
+            raise NotFound(f"No compute target {name!r}. Known: {', '.join(sorted(self.targets))}. "
+                           "Create it with ComputeTarget.create(ws, name, config).")
+        return target.describe()
+
+    def create_compute(self, body: dict) -> dict:
+        name = check_name("Compute target", body.get("name"))
+        if name in self.targets:
+            raise Conflict(f"A compute target {name!r} exists already; pick another name or delete it.")
+        fields = {k: body[k] for k in ("vm_size", "min_nodes", "max_nodes",
+                                        "idle_seconds_before_scaledown") if k in body}
+        unknown = set(body) - set(fields) - {"name", "kind"}
+        if unknown:
+            raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for a cluster.")
+        config = ClusterConfig(name=name, **fields)
+        gpus = self.targets["local"].gpus if "local" in self.targets else []
+        config.validate(len(gpus))
+        target = ClusterTarget(config, gpus)
+        self.store.save_compute(name, "cluster", target.to_config())
+        self.targets[name] = target
+        return target.describe()
+
+    def delete_compute(self, name: str) -> None:
+        self.get_compute(name)
+        target = self.targets[name]
+        if not isinstance(target, ClusterTarget):
+            raise InvalidRequest(f"{name!r} is built in and cannot be deleted.")
+        if target.queue or any(n.run_id for n in target.nodes.values()):
+            raise Conflict(f"Cluster {name!r} has runs running or queued; cancel them first.")
+        self.store.delete_compute(name)
+        del self.targets[name]
+
     # -- models ---------------------------------------------------------------------------
     async def register_model(self, body: dict) -> dict:
         name = check_name("Model", body.get("name"))
@@ -329,20 +411,24 @@ class RunManager:
         return self.store.list_models(name)
 
 
-def _check_distributed(dist: dict | None, target: Target) -> None:
-    if not dist:
-        return
-    nodes, procs = dist.get("nodes", 1), dist.get("procs_per_node", 1)
+def parse_distributed(body: dict | None) -> DistributedSpec | None:
+    """The request's ``distributed`` object -> DistributedSpec (None for one process)."""
+    if not body:
+        return None
+    kind = body.get("kind") or ("mpi" if body.get("mpi") else "pytorch")
+    nodes, procs = body.get("nodes", 1), body.get("procs_per_node", 1)
+    restarts = body.get("max_restarts", 0)
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (nodes, procs)):
         raise InvalidRequest("distributed.nodes and distributed.procs_per_node must be whole numbers >= 1.")
-    if dist.get("backend") not in (None, "nccl", "gloo"):
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
+        raise InvalidRequest("distributed.max_restarts must be a whole number >= 0.")
+    backend = (body.get("backend") or "").lower() or None
+    if kind not in ("pytorch", "mpi"):
+        raise InvalidRequest("distributed.kind must be 'pytorch' or 'mpi'.")
+    if backend not in (None, "nccl", "gloo"):
         raise InvalidRequest("distributed.backend must be 'nccl' or 'gloo'.")
-    if nodes * procs > 1 or dist.get("mpi"):
-        raise InvalidRequest(
-            f"The '{target.name}' compute target runs one process; a distributed job "
-            f"({nodes} node(s) x {procs} process(es){', MPI' if dist.get('mpi') else ''}) needs a "
-            "cluster compute target, which this version does not have yet. Run with one node "
-            "and one process for now.")
+    return DistributedSpec(kind=kind, nodes=nodes, procs_per_node=procs, backend=backend,
+                           max_restarts=restarts)
 
 
 def _copy_into(src: Path, staging: Path) -> None:

@@ -10,13 +10,14 @@ so a slow or reconnecting client never loses or duplicates anything.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
 import time
 
 from ..launcher.finalize import finalize_outputs
-from ..launcher.procs import is_alive, terminate_groups
+from ..launcher.procs import is_alive, kill_ranks, terminate_groups
 from ..launcher.spec import RunSpec, RunState
 from .ingest import parse_metric_lines, rank_of, read_complete_lines
 
@@ -40,6 +41,7 @@ class Tailer:
         self._lock = threading.RLock()
         self._task: asyncio.Task | None = None
         self._stopping = False
+        self.finished: list[str] = []  # runs that reached a final state, for the event loop
 
     # -- lifecycle ------------------------------------------------------------------------
     def reconcile(self) -> None:
@@ -50,8 +52,23 @@ class Tailer:
             for d in sorted(self.m.ws.runs.iterdir()):
                 if d.name not in known and (d / "spec.json").is_file():
                     self._restore_row(d)
-        for run in store.list_runs(limit=10**9, active_only=True):
+        for run in sorted(store.list_runs(limit=10**9, active_only=True), key=lambda r: r["created_at"]):
             self.sync(run["id"])
+            self._reattach_nodes(run)
+
+    def _reattach_nodes(self, run: dict) -> None:
+        """A running run keeps the nodes it holds; a queued one goes back in its queue."""
+        target = self.m.targets.get(run["compute_target"])
+        if target is None:
+            return
+        nodes_file = self.m.run_dir(run["id"]).path / "nodes.json"
+        run = self.m.store.get_run(run["id"])
+        if RunState(run["status"]).is_terminal():
+            return
+        if nodes_file.is_file():
+            target.hold(run["id"], json.loads(nodes_file.read_text())["nodes"])
+        elif run["status"] == RunState.QUEUED.value:
+            target.queue.append(run["id"])
 
     def _restore_row(self, d) -> None:
         spec = RunSpec.load(d / "spec.json")
@@ -88,7 +105,15 @@ class Tailer:
             for run_id in changed:
                 for ev in self.subscribers.get(run_id, ()):
                     ev.set()
+            self.drain_finished()
+            self.m.tick_targets()
             await asyncio.sleep(self.poll_interval)
+
+    def drain_finished(self) -> None:
+        with self._lock:
+            done, self.finished = self.finished, []
+        for run_id in done:
+            self.m.run_finished(run_id)
 
     # -- subscriptions --------------------------------------------------------------------
     def subscribe(self, run_id: str) -> asyncio.Event:
@@ -155,6 +180,7 @@ class Tailer:
             if popen is not None:
                 popen.wait()
             del self.active[run_id]  # metrics were ingested after the terminal event was read
+            self.finished.append(run_id)
             return True
 
     def _ingest_metrics(self, run_id: str, state: _Active) -> bool:
@@ -208,6 +234,7 @@ class Tailer:
         rd = self.m.run_dir(run_id)
         info = rd.read_supervisor_info() or {}
         terminate_groups(info.get("pgids") or [], grace_s=2.0)
+        kill_ranks(rd)
         finalize_outputs(rd)
         if run["status"] == RunState.CANCEL_REQUESTED.value:
             rd.append_event(RunState.CANCELED, "server", "Canceled (its supervisor had gone)")
@@ -219,6 +246,7 @@ class Tailer:
         self._fold_events(run_id)
         self._ingest_metrics(run_id, self.active[run_id])
         del self.active[run_id]
+        self.finished.append(run_id)
 
 
 _TERMINAL = {s.value for s in RunState if s.is_terminal()}

@@ -33,6 +33,8 @@ CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, id);
 CREATE TABLE IF NOT EXISTS tail_offsets (
     run_id TEXT NOT NULL, file TEXT NOT NULL, offset INTEGER NOT NULL,
     PRIMARY KEY (run_id, file));
+CREATE TABLE IF NOT EXISTS computes (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
     name TEXT NOT NULL, version INTEGER NOT NULL, run_id TEXT, path TEXT NOT NULL,
     source_path TEXT, tags TEXT NOT NULL DEFAULT '{}', properties TEXT NOT NULL DEFAULT '{}',
@@ -158,6 +160,21 @@ class SQLiteStore:
                 "SELECT id, rank, name, step, value, text, ts FROM metrics "
                 "WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", (run_id, cursor, limit)).fetchall()
         return [_metric_dict(r) for r in rows]
+
+    # -- compute targets ------------------------------------------------------------------
+    def save_compute(self, name: str, kind: str, config: dict) -> None:
+        with self._lock:
+            self.db.execute("INSERT INTO computes VALUES (?, ?, ?, ?)",
+                            (name, kind, json.dumps(config), time.time()))
+
+    def delete_compute(self, name: str) -> None:
+        with self._lock:
+            self.db.execute("DELETE FROM computes WHERE name = ?", (name,))
+
+    def list_computes(self) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute("SELECT * FROM computes ORDER BY created_at").fetchall()
+        return [{**dict(r), "config": json.loads(r["config"])} for r in rows]
 
     # -- models ---------------------------------------------------------------------------
     def next_model_version(self, name: str) -> int:

@@ -1,0 +1,113 @@
+"""Entry point of every training process: ``python -m jupyter_ext.launcher.rank_entry SCRIPT ARGS``.
+
+Runs in the process that runs the user's script (no extra process): it completes the
+environment contract (Azure ML and torchrun names, also under mpirun), sends this rank's
+stdout and stderr to ``logs/rank_N.txt``, records its pid so a cancel can always reach it,
+expands ``$VAR`` in the arguments per process, runs the script as ``__main__``, and on an
+uncaught exception leaves ``errors/rank_N.json`` (time, rank, last traceback line) so the run's
+error can name the rank that failed first rather than the ones it brought down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+import time
+import traceback
+
+
+def complete_env(env=os.environ) -> int:
+    """Fill in the variables a DDP or Azure ML script expects; returns the global rank."""
+    if "OMPI_COMM_WORLD_RANK" in env and "RANK" not in env:  # under mpirun
+        rank = int(env["OMPI_COMM_WORLD_RANK"])
+        world = int(env["OMPI_COMM_WORLD_SIZE"])
+        per_node = int(env.get("JUPYTER_TRAIN_PROCS_PER_NODE") or env.get("OMPI_COMM_WORLD_LOCAL_SIZE", world))
+        env.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank % per_node),
+                    "LOCAL_WORLD_SIZE": str(per_node), "NODE_RANK": str(rank // per_node)})
+        env.setdefault("MASTER_ADDR", "127.0.0.1")
+    rank = int(env.get("RANK", "0"))
+    env.setdefault("WORLD_SIZE", "1")
+    env.setdefault("LOCAL_RANK", "0")
+    env.setdefault("LOCAL_WORLD_SIZE", "1")
+    env.setdefault("NODE_RANK", env.get("GROUP_RANK", "0"))
+    if "MASTER_ADDR" in env and "MASTER_PORT" in env:
+        env.setdefault("AZ_BATCHAI_PYTORCH_INIT_METHOD", f"tcp://{env['MASTER_ADDR']}:{env['MASTER_PORT']}")
+    env.setdefault("AZ_BATCHAI_TASK_INDEX", env["NODE_RANK"])
+    gpus = env.get("JUPYTER_TRAIN_NODE_GPUS")  # "0,1;2,3": the GPUs of each node, for mpirun
+    if gpus:
+        per_node = gpus.split(";")
+        env["CUDA_VISIBLE_DEVICES"] = per_node[int(env["NODE_RANK"]) % len(per_node)]
+    return rank
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print("usage: python -m jupyter_ext.launcher.rank_entry SCRIPT [ARGS...]", file=sys.stderr)
+        return 2
+    rank = complete_env()
+    run_dir = os.environ.get("JUPYTER_TRAIN_RUN_DIR")
+    if run_dir:
+        fd = os.open(os.path.join(run_dir, "logs", f"rank_{rank}.txt"),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        _write_json(os.path.join(run_dir, "pids", f"rank_{rank}.json"), {"pid": os.getpid(), "rank": rank})
+    script, args = argv[0], [os.path.expandvars(a) for a in argv[1:]]
+    sys.argv = [script, *args]
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if isinstance(code, str):
+            sys.stderr.write(code + "\n")
+            return 1
+        return int(code or 0)
+    except BaseException as exc:
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)
+        sys.stderr.write("".join(tb))
+        sys.stderr.flush()
+        if run_dir:
+            last = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+            _write_json(os.path.join(run_dir, "errors", f"rank_{rank}.json"),
+                        {"rank": rank, "ts": time.time(), "message": last, "traceback": "".join(tb)[-20000:]})
+        return 1
+    return 0
+
+
+def _write_json(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def exit_now(code: int) -> None:
+    """Leave without the interpreter's teardown, after what a normal exit does for Python code:
+    wait for non-daemon threads, run atexit handlers (the metrics flush), flush stdio. Native
+    libraries' static destructors are skipped: with torch 2.14 and gloo these sometimes abort a
+    rank (SIGABRT, "terminate called without an active exception") after its script finished."""
+    import atexit
+    import threading
+
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    exit_now(main())
