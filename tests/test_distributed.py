@@ -136,3 +136,18 @@ def test_cluster_lifecycle_and_refusals(ws):
     c.delete()
     with pytest.raises(ComputeTargetNotFound):
         ComputeTarget(ws, "small")
+
+
+def test_train_magic_runs_a_distributed_cell_on_the_same_path(ws, cluster, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("JUPYTER_TRAIN_WORKSPACE", str(ws.path))
+    shell = InteractiveShell.instance()
+    shell.extension_manager.load_extension("kernel_lib")
+    cell = Path(SCRIPTS, "ddp_digits.py").read_text()
+    run = shell.run_cell_magic(
+        "train", "--experiment ddp-magic --compute cpu-cluster --nodes 2 --procs-per-node 1 "
+                 "--backend gloo --wait -- --epochs 2", cell)
+    assert run.status == "Completed", run.error
+    assert {m["rank"] for m in run.get_metrics_history("params_identical")} == {0, 1}
+    assert {e["name"] for e in run.get_logs()} >= {"node_0.txt", "node_1.txt", "rank_0.txt", "rank_1.txt"}

@@ -184,7 +184,7 @@ function render({ model, el }) {
   function updatePicks() {
     for (const n of Object.keys(state.metrics).sort()) {
       if (picks.querySelector(`[data-metric="${CSS.escape(n)}"]`)) continue;
-      if (!NOT_CHARTED.includes(n)) state.selected.add(n);
+      if (!NOT_CHARTED.includes(n) && !n.includes("@r")) state.selected.add(n);
       const box = h("input", { type: "checkbox", "data-metric": n });
       box.checked = state.selected.has(n);
       box.addEventListener("change", () => { box.checked ? state.selected.add(n) : state.selected.delete(n); redrawChart(); });
@@ -250,7 +250,9 @@ function render({ model, el }) {
       state.cursor = msg.cursor;
       for (const m of msg.items) {
         if (typeof m.value !== "number") continue;
-        (state.metrics[m.name] = state.metrics[m.name] || []).push([m.step ?? state.metrics[m.name].length, m.value]);
+        // rank 0's series is "name"; other ranks' are "name@rN" (listed, not charted by default)
+        const key = m.rank ? `${m.name}@r${m.rank}` : m.name;
+        (state.metrics[key] = state.metrics[key] || []).push([m.step ?? state.metrics[key].length, m.value]);
       }
       updatePicks();
       redrawChart();
