@@ -6,6 +6,7 @@ Configuration (traitlets), e.g. in jupyter_server_config.py::
     c.TrainApp.snapshot_max_mb = 300
     c.TrainApp.snapshot_max_files = 2000
     c.TrainApp.poll_interval = 0.02
+    c.TrainApp.node_shapes = {"a100x2": {"cpus": 16, "gpus": 2}}   # cluster vm_size names
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Dict, Float, Integer, Unicode, default
 
 from . import __version__
 from .errors import WorkspaceLocked
@@ -33,6 +34,8 @@ class TrainApp(ExtensionApp):
     snapshot_max_mb = Float(300.0, config=True, help="Largest source snapshot, in MB.")
     snapshot_max_files = Integer(2000, config=True, help="Most files in a source snapshot.")
     poll_interval = Float(0.02, config=True, help="Seconds between passes of the run tailer.")
+    node_shapes = Dict(config=True, help="Named node shapes for clusters' vm_size, e.g. "
+                       "{'a100x2': {'cpus': 16, 'gpus': 2}}.")
 
     @default("workspace_dir")
     def _default_workspace_dir(self):
@@ -52,7 +55,7 @@ class TrainApp(ExtensionApp):
 
         self.manager = RunManager(self.workspace_dir, snapshot_max_mb=self.snapshot_max_mb,
                                   snapshot_max_files=self.snapshot_max_files,
-                                  poll_interval=self.poll_interval)
+                                  poll_interval=self.poll_interval, node_shapes=self.node_shapes)
         self.settings["train_manager"] = self.manager
         self.log.info("jupyter-train %s: workspace %s", __version__, self.workspace.path)
 

@@ -24,14 +24,16 @@ NAMED_SHAPES = {"cpu-small": (1, 0), "cpu": (2, 0), "cpu-large": (4, 0), "gpu-sm
 PREPARE_S = 0.2  # a slot on this host is ready almost at once; the state is still shown
 
 
-def parse_shape(vm_size: str) -> tuple[int, int]:
-    """(cpus, gpus) of a node: "cpu:2", "gpu:1" (cpus default to the host's share), or a name."""
-    if vm_size in NAMED_SHAPES:
-        return NAMED_SHAPES[vm_size]
+def parse_shape(vm_size: str, shapes: dict | None = None) -> tuple[int, int]:
+    """(cpus, gpus) of a node: "cpu:2", "gpu:1" (cpus default to the host's), or a named shape
+    (built in, or from c.TrainApp.node_shapes)."""
+    named = {**NAMED_SHAPES, **(shapes or {})}
+    if vm_size in named:
+        return tuple(named[vm_size])
     m = re.fullmatch(r"(cpu|gpu):(\d+)", vm_size or "")
     if not m or int(m.group(2)) < 1:
         raise InvalidRequest(f"vm_size {vm_size!r} is not a node shape: use 'cpu:N' (N cores), "
-                             f"'gpu:N' (N GPUs) or one of {', '.join(sorted(NAMED_SHAPES))}.")
+                             f"'gpu:N' (N GPUs) or one of {', '.join(sorted(named))}.")
     n = int(m.group(2))
     return (n, 0) if m.group(1) == "cpu" else (max(1, (os.cpu_count() or 1)), n)
 
@@ -57,8 +59,8 @@ class ClusterConfig:
     idle_seconds_before_scaledown: float = 1800
     created_at: float = field(default_factory=time.time)
 
-    def validate(self, gpus_on_host: int) -> None:
-        cpus, gpus = parse_shape(self.vm_size)
+    def validate(self, gpus_on_host: int, shapes: dict | None = None) -> None:
+        cpus, gpus = parse_shape(self.vm_size, shapes)
         for key in ("min_nodes", "max_nodes"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -82,10 +84,11 @@ class _Node:
 class ClusterTarget(LocalTarget):
     kind = "cluster"
 
-    def __init__(self, config: ClusterConfig, gpus: list[str] | None = None, python: str | None = None):
+    def __init__(self, config: ClusterConfig, gpus: list[str] | None = None, python: str | None = None,
+                 shapes: dict | None = None):
         super().__init__(config.name, python)
         self.config = config
-        self.cpus, self.gpus_per_node = parse_shape(config.vm_size)
+        self.cpus, self.gpus_per_node = parse_shape(config.vm_size, shapes)
         self._gpus = list(gpus) if gpus is not None else None  # the host's, looked up if not given
         self.nodes: dict[int, _Node] = {}
         self.queue: list[str] = []  # run ids waiting, FIFO

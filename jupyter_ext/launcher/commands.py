@@ -43,15 +43,24 @@ def python_command(spec: RunSpec) -> list[NodeSpec]:
 
 
 def torchrun_commands(spec: RunSpec, d: DistributedSpec) -> list[NodeSpec]:
-    """One torchrun per node, static rendezvous on node 0 (node i holds ranks i*p .. i*p+p-1)."""
+    """One torchrun per node. Without restarts: static rendezvous on node 0, so node i holds
+    ranks i*p .. i*p+p-1. With ``max_restarts``: c10d rendezvous on node 0, which re-forms the
+    group after a restart (static cannot), at the price of ranks going to nodes in arrival
+    order; NODE_RANK then follows torchrun's GROUP_RANK."""
+    elastic = d.max_restarts > 0
     nodes = []
     for i in range(d.nodes):
         argv = [spec.python, "-m", "torch.distributed.run", f"--nnodes={d.nodes}",
-                f"--nproc-per-node={d.procs_per_node}", f"--node-rank={i}",
-                f"--master-addr={MASTER_ADDR}", f"--master-port={PORT}",
-                f"--max-restarts={d.max_restarts}", "-m", "jupyter_ext.launcher.rank_entry",
-                spec.script, *[str(a) for a in spec.arguments]]
-        env = {"NODE_RANK": str(i), "JUPYTER_TRAIN_BACKEND": d.backend or "", **_gpu_env(spec, i)}
+                f"--nproc-per-node={d.procs_per_node}", f"--max-restarts={d.max_restarts}"]
+        if elastic:
+            argv += ["--rdzv-backend=c10d", f"--rdzv-endpoint={MASTER_ADDR}:{PORT}",
+                     f"--rdzv-id={spec.run_id}"]
+        else:
+            argv += [f"--node-rank={i}", f"--master-addr={MASTER_ADDR}", f"--master-port={PORT}"]
+        argv += ["-m", "jupyter_ext.launcher.rank_entry", spec.script, *[str(a) for a in spec.arguments]]
+        env = {"JUPYTER_TRAIN_BACKEND": d.backend or "", **_gpu_env(spec, i)}
+        if not elastic:
+            env["NODE_RANK"] = str(i)
         nodes.append(NodeSpec(rank=i, argv=argv, env=env, cwd=_node_cwd(i), log_name=f"node_{i}"))
     return nodes
 

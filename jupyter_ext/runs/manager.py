@@ -93,16 +93,20 @@ class SubmitRequest:
 class RunManager:
     def __init__(self, workspace_dir: str, *, snapshot_max_mb: float = 300,
                  snapshot_max_files: int = 2000, poll_interval: float = 0.02,
-                 targets: list[Target] | None = None):
+                 targets: list[Target] | None = None, node_shapes: dict | None = None):
         self.ws = WorkspaceDir(workspace_dir).create()
         self.store = SQLiteStore(str(self.ws.db_path))
         self.snapshots = SnapshotStore(self.ws.snapshots)
         self.snapshot_max_bytes = int(snapshot_max_mb * 1e6)
         self.snapshot_max_files = snapshot_max_files
+        self.node_shapes = {k: (int(v["cpus"]), int(v["gpus"])) for k, v in (node_shapes or {}).items()}
         self.targets: dict[str, Target] = {t.name: t for t in (targets or [LocalTarget()])}
         for row in self.store.list_computes():
             cfg = ClusterConfig(**row["config"])
-            self.targets[cfg.name] = ClusterTarget(cfg, self.targets["local"].gpus if "local" in self.targets else [])
+            try:
+                self.targets[cfg.name] = ClusterTarget(cfg, self._host_gpus(), shapes=self.node_shapes)
+            except InvalidRequest as exc:  # e.g. a named shape no longer configured
+                log.warning("jupyter-train: cluster %s is not usable: %s", cfg.name, exc.message)
         self.tailer = Tailer(self, poll_interval)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -320,6 +324,10 @@ class RunManager:
     def compute_targets(self) -> list[dict]:
         return [t.describe() for t in self.targets.values()]
 
+    def _host_gpus(self) -> list[str]:
+        local = self.targets.get("local")
+        return local.gpus if isinstance(local, LocalTarget) else []
+
     def get_compute(self, name: str) -> dict:
         target = self.targets.get(name)
         if target is None:
@@ -337,9 +345,9 @@ class RunManager:
         if unknown:
             raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for a cluster.")
         config = ClusterConfig(name=name, **fields)
-        gpus = self.targets["local"].gpus if "local" in self.targets else []
-        config.validate(len(gpus))
-        target = ClusterTarget(config, gpus)
+        gpus = self._host_gpus()
+        config.validate(len(gpus), self.node_shapes)
+        target = ClusterTarget(config, gpus, shapes=self.node_shapes)
         self.store.save_compute(name, "cluster", target.to_config())
         self.targets[name] = target
         return target.describe()
