@@ -162,4 +162,5 @@ class Run:
 
 
 def _is_rank_log(name: str) -> bool:
-    return name.startswith("rank_")
+    """show_output streams rank 0 (the driver, as in Azure ML); get_log('rank_N.txt') has the rest."""
+    return name == "rank_0.txt"
