@@ -81,4 +81,11 @@ class TrainApp(ExtensionApp):
 
 
 def main(argv=None):
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["env"]:  # jupyter train env list|show|prune: no server needed
+        from .environments.cli import main as env_main
+
+        sys.exit(env_main(args[1:]))
     TrainApp.launch_instance(argv)

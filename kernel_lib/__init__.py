@@ -18,6 +18,8 @@ _EXPORTS = {
     "ClusterCompute": "compute",
     "AmlCompute": "compute",
     "PyTorchConfiguration": "distributed",
+    "Environment": "environment",
+    "CondaDependencies": "environment",
     "MpiConfiguration": "distributed",
     "Model": "model",
     "TrainClient": "client",

@@ -117,10 +117,6 @@ class TrainMagics(Magics):
             text = f"\n    {exc.text.rstrip()}" if exc.text else ""
             raise UsageError(f"SyntaxError at {where} of the cell: {exc.msg}{text}\n"
                              "Nothing was submitted.") from None
-        if args.environment:
-            raise UsageError(f"--environment {args.environment}: registered environments are not "
-                             "available in this version yet; leave it out to run with this "
-                             "kernel's Python.")
         if args.source and not os.path.isdir(os.path.expanduser(args.source)):
             raise UsageError(f"--source {args.source!r} is not a folder.")
         from .experiment import Experiment
@@ -128,9 +124,15 @@ class TrainMagics(Magics):
 
         try:
             ws = self._workspace(args.workspace)
+            env = None
+            if args.environment:
+                from .environment import Environment
+
+                name, _, version = args.environment.partition(":")
+                env = Environment.get(ws, name, int(version) if version else None)
             config = ScriptRunConfig(source_directory=args.source, script=args.script,
                                      arguments=script_args, compute_target=args.compute,
-                                     extra_files={args.script: cell},
+                                     extra_files={args.script: cell}, environment=env,
                                      distributed=_distributed(args))
             run = Experiment(ws, args.experiment or default_experiment()).submit(
                 config, tags=dict(args.tag))

@@ -52,10 +52,11 @@ class ScriptRunConfig:
         import sys
 
         env = self.environment
-        python = getattr(env, "python", None) if env is not None else None
         return {"experiment": experiment, "source_directory": self.source_directory,
                 "script": self.script, "arguments": self.arguments,
-                "compute_target": self.target_name, "python": python or sys.executable,
+                "compute_target": self.target_name,
+                # no environment: the job runs with this kernel's interpreter (no build)
+                **({"environment": env.to_spec()} if env is not None else {"python": sys.executable}),
                 "environment_variables": dict(self.environment_variables),
                 "tags": {str(k): str(v) for k, v in (tags or {}).items()},
                 **({"extra_files": dict(self.extra_files)} if self.extra_files else {}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -67,7 +69,7 @@ def test_train_with_a_source_folder(ip, tmp_path):
     ("--script x.txt", CELL, "ending in .py"),
     ("--source /no/such/dir", CELL, "is not a folder"),
     ("--environment bad::1", CELL, "NAME or NAME:VERSION"),
-    ("--environment torch:2", CELL, "not available in this version"),
+    ("--environment torch:2", CELL, "No version 2 of environment 'torch' is registered"),
     ("--compute gpu-cluster", CELL, "Unknown compute target 'gpu-cluster'"),
     ("--nodes 2 --backend gloo", CELL, "a job of 2 nodes needs a cluster"),
     ("--procs-per-node 2 --backend nccl", CELL, "NCCL needs GPUs and this machine has none. Use communication_backend='Gloo'"),
@@ -79,6 +81,13 @@ def test_wrong_input_is_a_usage_message_and_submits_nothing(ip, line, cell, word
     with pytest.raises(UsageError, match=words.replace("(", r"\(")):
         ip.run_cell_magic("train", line, cell)
     assert len(ip.run_line_magic("train_runs", "").runs) == len(before.runs)
+
+
+def test_train_with_a_registered_environment(ip):
+    run = ip.run_cell_magic("train", "--experiment magic --environment Curated-PyTorch --wait",
+                            "import sys\nprint(sys.executable)\n")
+    assert run.status == "Completed" and run.get_log().strip() == sys.executable
+    assert run.get_details()["properties"]["environment"]["name"] == "Curated-PyTorch"
 
 
 def test_line_magics(ip, capsys):

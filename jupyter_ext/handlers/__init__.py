@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .environments import EnvironmentHandler, EnvironmentsHandler
 from .models import ModelFileHandler, ModelHandler, ModelsHandler
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
                    InfoHandler, LogHandler, LogsHandler, MetricsHandler, OneComputeHandler, RunHandler,
@@ -25,6 +26,8 @@ ROUTES = [
     (rf"/runs/{RUN}/files", FilesHandler),
     (rf"/runs/{RUN}/files/(?P<name>.+)", FileHandler),
     (rf"/runs/{RUN}/stream", RunStreamHandler),
+    (r"/environments", EnvironmentsHandler),
+    (rf"/environments/{NAME}", EnvironmentHandler),
     (r"/models", ModelsHandler),
     (rf"/models/{NAME}", ModelHandler),
     (rf"/models/{NAME}/(?P<version>[0-9]+)/files/(?P<path>.+)", ModelFileHandler),

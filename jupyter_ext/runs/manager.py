@@ -26,6 +26,7 @@ from ..launcher.local_target import LocalTarget
 from ..launcher.rundir import RunDir
 from ..launcher.spec import DistributedSpec, RunSpec, RunState
 from ..paths import check_name, safe_join
+from ..environments import CURATED_PREFIX, BuildFailed, EnvCache, EnvironmentSpec, curated_environments
 from ..snapshots import SnapshotStore
 from ..store import SQLiteStore
 from ..workspace import WorkspaceDir
@@ -46,7 +47,8 @@ class SubmitRequest:
     environment_variables: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
     extra_files: dict = field(default_factory=dict)  # path -> text, e.g. a notebook cell
-    distributed: dict | None = None  # {"nodes", "procs_per_node", "backend", "mpi"}
+    distributed: dict | None = None  # {"kind", "nodes", "procs_per_node", "backend", "max_restarts"}
+    environment: dict | None = None  # {"name", "version"} of a registered one, or a whole spec
 
     @classmethod
     def from_json(cls, body) -> "SubmitRequest":
@@ -97,6 +99,7 @@ class RunManager:
         self.ws = WorkspaceDir(workspace_dir).create()
         self.store = SQLiteStore(str(self.ws.db_path))
         self.snapshots = SnapshotStore(self.ws.snapshots)
+        self.envs = EnvCache(self.ws.path / "environments")
         self.snapshot_max_bytes = int(snapshot_max_mb * 1e6)
         self.snapshot_max_files = snapshot_max_files
         self.node_shapes = {k: (int(v["cpus"]), int(v["gpus"])) for k, v in (node_shapes or {}).items()}
@@ -138,7 +141,10 @@ class RunManager:
         dist = parse_distributed(req.distributed)
         if dist is not None:
             target.check_job(dist.nodes, dist.procs_per_node, dist.backend)
-        python = req.python or sys.executable
+        env = self.resolve_environment(req.environment) if req.environment else None
+        env_key = env.build_key() if env is not None and env.needs_build else None
+        python = (env.interpreter() if env is not None and not env.needs_build else None) \
+            or req.python or sys.executable
         if not (os.path.isabs(python) and os.access(python, os.X_OK)):
             raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
                                  "path on the server's machine.")
@@ -178,16 +184,83 @@ class RunManager:
                                "arguments": spec.arguments, "tags": spec.tags,
                                "properties": {"snapshot_files": snap.files,
                                               "snapshot_bytes": snap.bytes,
-                                              "source_directory": source},
+                                              "source_directory": source,
+                                              **({"environment": {"name": env.name, "version": env.version,
+                                                                  "key": env_key}} if env else {})},
                                "snapshot_id": snap.id, "run_dir": str(rd.path)})
         rd.append_event(RunState.NOT_STARTED, "server")
         rd.append_event(RunState.PREPARING, "server", f"snapshot {snap.id}: {snap.files} files, "
                         f"{snap.new_files} new")
+        if env_key is not None:
+            # Build (or wait for) the environment in the background; the run is Preparing meanwhile
+            # and its logs/prepare.txt shows the build live.
+            self.tailer.sync(run_id)
+            asyncio.get_running_loop().create_task(self._prepare_environment(target, spec, rd, env))
+            return self.get_run(run_id)
+        self._enqueue(target, run_id, rd)
+        return self.get_run(run_id)
+
+    def _enqueue(self, target: Target, run_id: str, rd: RunDir) -> None:
         rd.append_event(RunState.QUEUED, "server", target=target.name)
         self.tailer.sync(run_id)
         target.queue.append(run_id)
         self.pump(target)
-        return self.get_run(run_id)
+
+    async def _prepare_environment(self, target: Target, spec: RunSpec, rd: RunDir,
+                                   env: EnvironmentSpec) -> None:
+        try:
+            python = await asyncio.to_thread(self.envs.ensure, env, rd.logs / "prepare.txt")
+        except BuildFailed as exc:
+            rd.append_event(RunState.FAILED, "server", f"Environment {env.name}: {exc}")
+            self.tailer.sync(spec.run_id)
+            return
+        except Exception as exc:  # never leave a run in Preparing
+            log.exception("jupyter-train: preparing %s failed", spec.run_id)
+            rd.append_event(RunState.FAILED, "server", f"Environment {env.name} could not be prepared: {exc}")
+            self.tailer.sync(spec.run_id)
+            return
+        if rd.last_state() in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
+            rd.append_event(RunState.CANCELED, "server", "Canceled while its environment was prepared")
+            self.tailer.sync(spec.run_id)
+            return
+        spec.python = python
+        rd.spec_path.write_text(spec.to_json())
+        self._enqueue(target, spec.run_id, rd)
+
+    # -- environments ---------------------------------------------------------------------
+    def resolve_environment(self, body: dict) -> EnvironmentSpec:
+        """{"name", "version"} of a curated or registered environment, or a whole spec."""
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            raise InvalidRequest("'environment' must be an object with a 'name'.")
+        if set(body) <= {"name", "version"}:
+            return EnvironmentSpec.from_dict(self.get_environment(body["name"], body.get("version")))
+        return EnvironmentSpec.from_dict(body)
+
+    def get_environment(self, name: str, version: int | None = None) -> dict:
+        for env in curated_environments():
+            if env.name == name:
+                return env.to_dict()
+        found = self.store.get_environment(name, version)
+        if found is None:
+            which = f"version {version} of " if version else ""
+            raise NotFound(f"No {which}environment {name!r} is registered. Register it with "
+                           "env.register(ws), or list them with Environment.list(ws).")
+        return found
+
+    def list_environments(self) -> list[dict]:
+        return [e.to_dict() for e in curated_environments()] + self.store.list_environments()
+
+    def register_environment(self, body: dict) -> dict:
+        spec = EnvironmentSpec.from_dict({k: v for k, v in body.items() if k != "version"})
+        check_name("Environment", spec.name)
+        if spec.name.startswith(CURATED_PREFIX) or spec.curated:
+            raise InvalidRequest(f"Names starting with {CURATED_PREFIX!r} are reserved for curated "
+                                 "environments; clone it under a new name to change it.")
+        spec.pip_requirements()  # refuse unmappable conda packages now, not at the first run
+        if spec.python_version:
+            spec.interpreter()
+        version = self.store.register_environment(spec.name, spec.to_dict())
+        return self.get_environment(spec.name, version)
 
     # -- queue ----------------------------------------------------------------------------
     def pump(self, target: Target) -> None:

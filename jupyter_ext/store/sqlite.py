@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS tail_offsets (
     PRIMARY KEY (run_id, file));
 CREATE TABLE IF NOT EXISTS computes (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS environments (
+    name TEXT NOT NULL, version INTEGER NOT NULL, spec TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (name, version));
 CREATE TABLE IF NOT EXISTS models (
     name TEXT NOT NULL, version INTEGER NOT NULL, run_id TEXT, path TEXT NOT NULL,
     source_path TEXT, tags TEXT NOT NULL DEFAULT '{}', properties TEXT NOT NULL DEFAULT '{}',
@@ -175,6 +178,30 @@ class SQLiteStore:
         with self._lock:
             rows = self.db.execute("SELECT * FROM computes ORDER BY created_at").fetchall()
         return [{**dict(r), "config": json.loads(r["config"])} for r in rows]
+
+    # -- environments ---------------------------------------------------------------------
+    def register_environment(self, name: str, spec: dict) -> int:
+        with self._lock, self._tx():
+            row = self.db.execute("SELECT MAX(version) FROM environments WHERE name = ?", (name,)).fetchone()
+            version = (row[0] or 0) + 1
+            self.db.execute("INSERT INTO environments VALUES (?, ?, ?, ?)",
+                            (name, version, json.dumps({**spec, "version": version}), time.time()))
+        return version
+
+    def get_environment(self, name: str, version: int | None = None) -> dict | None:
+        with self._lock:
+            if version is None:
+                row = self.db.execute("SELECT spec FROM environments WHERE name = ? ORDER BY version DESC "
+                                      "LIMIT 1", (name,)).fetchone()
+            else:
+                row = self.db.execute("SELECT spec FROM environments WHERE name = ? AND version = ?",
+                                      (name, version)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_environments(self) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute("SELECT spec FROM environments ORDER BY name, version").fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     # -- models ---------------------------------------------------------------------------
     def next_model_version(self, name: str) -> int:

@@ -1,0 +1,190 @@
+"""The environment cache: one virtual environment per build key, built once, reused.
+
+Built with uv (from PyPI) where uv is on PATH, else with venv + pip. Each build streams its
+installer output, line by line, into the prepare log of every run waiting for it; a second
+run asking for a key that is being built waits for that build instead of starting another.
+A failed build leaves nothing behind and fails the waiting runs with the installer's last
+lines. Every environment can import ``kernel_lib.tracking`` and the launcher's rank entry
+point through a .pth file pointing at a small copy of those stdlib-only modules.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .spec import EnvironmentSpec
+
+READY = "ready.json"
+SHIM_FILES = ["kernel_lib/__init__.py", "kernel_lib/tracking.py", "jupyter_ext/__init__.py",
+              "jupyter_ext/launcher/__init__.py", "jupyter_ext/launcher/rank_entry.py"]
+TAIL_LINES = 15
+
+
+class BuildFailed(Exception):
+    pass
+
+
+class _Build:
+    """One build in progress: its output goes to every attached log."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.error: str | None = None
+        self.lines: list[bytes] = []
+        self.logs: list[Path] = []
+        self.lock = threading.Lock()
+
+    def attach(self, log: Path) -> None:
+        with self.lock:
+            with open(log, "ab") as f:
+                f.writelines(self.lines)  # what was written before this run joined
+            self.logs.append(log)
+
+    def write(self, line: bytes) -> None:
+        with self.lock:
+            self.lines.append(line)
+            for log in self.logs:
+                with open(log, "ab") as f:
+                    f.write(line)
+
+
+class EnvCache:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.envs = self.root / "envs"
+        self.envs.mkdir(parents=True, exist_ok=True)
+        self._builds: dict[str, _Build] = {}
+        self._guard = threading.Lock()
+
+    def env_dir(self, key: str) -> Path:
+        return self.envs / key
+
+    def python(self, key: str) -> str:
+        return str(self.env_dir(key) / "venv" / "bin" / "python")
+
+    def is_ready(self, key: str) -> bool:
+        return (self.env_dir(key) / READY).is_file()
+
+    def list(self) -> list[dict]:
+        out = []
+        for d in sorted(self.envs.iterdir()):
+            ready = d / READY
+            if d.is_dir() and ready.is_file():
+                info = json.loads(ready.read_text())
+                info["key"] = d.name
+                info["bytes"] = sum(p.stat().st_size for p in d.rglob("*") if p.is_file() and not p.is_symlink())
+                out.append(info)
+        return out
+
+    def remove(self, key: str) -> None:
+        with open(self.envs / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            shutil.rmtree(self.env_dir(key), ignore_errors=True)
+
+    # -- build ----------------------------------------------------------------------------
+    def ensure(self, spec: EnvironmentSpec, log: Path) -> str:
+        """The python of the built environment for ``spec``; builds it (once) if needed."""
+        key = spec.build_key()
+        if self.is_ready(key):
+            _append(log, f"Using the cached environment {spec.name} ({key}).\n")
+            return self.python(key)
+        with self._guard:
+            build = self._builds.get(key)
+            owner = build is None
+            if owner:
+                build = self._builds[key] = _Build()
+        if not owner:
+            _append(log, f"Waiting for the build of environment {spec.name} ({key}) already under way.\n")
+            build.attach(log)
+            build.done.wait()
+            if build.error:
+                raise BuildFailed(build.error)
+            return self.python(key)
+        build.attach(log)
+        try:
+            self._build(spec, key, build)
+            return self.python(key)
+        except BuildFailed as exc:
+            build.error = str(exc)
+            raise
+        finally:
+            build.done.set()
+            with self._guard:
+                self._builds.pop(key, None)
+
+    def _build(self, spec: EnvironmentSpec, key: str, build: _Build) -> None:
+        d = self.env_dir(key)
+        with open(self.envs / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another server process on this cache waits here
+            if self.is_ready(key):
+                return
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            t0 = time.time()
+            base, reqs = spec.interpreter(), spec.pip_requirements()
+            uv = shutil.which("uv")
+            build.write(f"Building environment {spec.name} ({key}) with {'uv' if uv else 'venv + pip'}: "
+                        f"python {base}, {len(reqs)} requirement(s): {' '.join(reqs) or '-'}\n".encode())
+            venv, py = d / "venv", str(d / "venv" / "bin" / "python")
+            try:
+                if uv:
+                    self._run([uv, "venv", "--python", base, str(venv)], build)
+                    if reqs:
+                        self._run([uv, "pip", "install", "--python", py, *reqs], build)
+                else:
+                    self._run([base, "-m", "venv", str(venv)], build)
+                    if reqs:
+                        self._run([py, "-m", "pip", "install", "--disable-pip-version-check", *reqs], build)
+                self._link_shim(py)
+            except BuildFailed:
+                shutil.rmtree(d, ignore_errors=True)  # a failed build is never cached
+                raise
+            took = time.time() - t0
+            (d / READY).write_text(json.dumps({"name": spec.name, "version": spec.version, "python": base,
+                                               "requirements": reqs, "built_at": time.time(),
+                                               "seconds": round(took, 2)}))
+            build.write(f"Environment {spec.name} ready in {took:.1f} s.\n".encode())
+
+    def _run(self, argv: list[str], build: _Build) -> None:
+        build.write(("$ " + " ".join(argv) + "\n").encode())
+        env = dict(os.environ, UV_NO_PROGRESS="1", PIP_PROGRESS_BAR="off")
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env)
+        except OSError as exc:
+            raise BuildFailed(f"Could not run {argv[0]}: {exc}") from None
+        tail: list[str] = []
+        for line in proc.stdout:
+            build.write(line)
+            tail = (tail + [line.decode("utf-8", "replace").rstrip()])[-TAIL_LINES:]
+        if proc.wait() != 0:
+            raise BuildFailed("The environment build failed:\n" + "\n".join(t for t in tail if t))
+
+    def _link_shim(self, py: str) -> None:
+        """Make kernel_lib.tracking and the rank entry point importable in the environment."""
+        shim = self.root / "shim"
+        src_root = Path(__file__).resolve().parents[2]
+        for rel in SHIM_FILES:
+            target = shim / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src_root / rel, target)
+        site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        Path(site, "jupyter_train_shim.pth").write_text(str(shim) + "\n")
+
+
+def _append(log: Path, text: str) -> None:
+    with open(log, "a") as f:
+        f.write(text)
+
+
+def current_python() -> str:
+    return sys.executable
