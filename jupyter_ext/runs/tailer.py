@@ -236,7 +236,10 @@ class Tailer:
         terminate_groups(info.get("pgids") or [], grace_s=2.0)
         kill_ranks(rd)
         finalize_outputs(rd)
-        if run["status"] == RunState.CANCEL_REQUESTED.value:
+        # Read the log again: a cancel may have landed after ``run`` was folded (a SIGTERM that
+        # reached the supervisor before its handler was set is how such a cancel ends).
+        cancel_asked = any(e["state"] == RunState.CANCEL_REQUESTED.value for e in rd.read_events()[0])
+        if cancel_asked:
             rd.append_event(RunState.CANCELED, "server", "Canceled (its supervisor had gone)")
         else:
             rd.append_event(RunState.FAILED, "server",
