@@ -1,3 +1,4 @@
-from .manager import RunManager, SubmitRequest
+from .manager import RunManager
+from .requests import SubmitRequest
 
 __all__ = ["RunManager", "SubmitRequest"]
