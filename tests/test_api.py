@@ -193,7 +193,7 @@ async def test_every_endpoint_requires_auth(jp_fetch, api):
             if not hasattr(handler, method.lower()) or getattr(handler, method.lower()) is getattr(
                     __import__("tornado.web").web.RequestHandler, method.lower()):
                 continue
-            if handler.__name__ == "RunStreamHandler":
+            if handler.__name__ in ("RunStreamHandler", "WorkspaceEventsHandler"):
                 continue  # checked below over a WebSocket
             kwargs = {"method": method, "headers": {"Authorization": ""}}
             if method != "GET":
@@ -300,3 +300,27 @@ async def test_cancel_right_after_submit_is_not_lost(api):
         await api.call("POST", f"runs/{run['id']}/cancel")
         run = await api.wait(run["id"], timeout=10)
         assert run["status"] == "Canceled", run
+
+
+async def test_workspace_events_feed_new_runs_and_status_changes(jp_ws_fetch, api):
+    import json
+
+    from tornado.httpclient import HTTPClientError
+
+    with pytest.raises(HTTPClientError) as info:
+        await jp_ws_fetch("train", "api", "events", headers={"Authorization": ""})
+    assert info.value.code == 403
+    old = await api.wait((await api.submit("count.py", ["--n", 1]))["id"])
+    ws = await jp_ws_fetch("train", "api", "events")
+    first = json.loads(await ws.read_message())
+    assert first["type"] == "runs" and [r["id"] for r in first["runs"]] == [old["id"]]
+    run = await api.submit("count.py", ["--n", 2])
+    statuses = []
+    t0 = time.monotonic()
+    while "Completed" not in statuses:
+        msg = json.loads(await asyncio.wait_for(ws.read_message(), 30))
+        assert msg["type"] == "run" and msg["run"]["id"] == run["id"]
+        statuses.append(msg["run"]["status"])
+    ws.close()
+    assert statuses[0] in ("Queued", "Starting", "Running") and statuses[-1] == "Completed"
+    assert time.monotonic() - t0 < 30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .environments import EnvironmentHandler, EnvironmentsHandler
+from .events import WorkspaceEventsHandler
 from .models import ModelFileHandler, ModelHandler, ModelsHandler
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
                    InfoHandler, LogHandler, LogsHandler, MetricsHandler, OneComputeHandler, RunHandler,
@@ -14,6 +15,7 @@ NAME = r"(?P<name>[A-Za-z0-9_.-]+)"
 
 ROUTES = [
     (r"", InfoHandler),
+    (r"/events", WorkspaceEventsHandler),
     (r"/experiments", ExperimentsHandler),
     (r"/computes", ComputeHandler),
     (rf"/computes/{NAME}", OneComputeHandler),

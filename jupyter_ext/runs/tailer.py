@@ -38,6 +38,7 @@ class Tailer:
         self.children = {}  # run_id -> Popen of a supervisor this server started
         self.active: dict[str, _Active] = {}
         self.subscribers: dict[str, set[asyncio.Event]] = {}
+        self.watchers: set[asyncio.Event] = set()  # woken when any run changes (workspace feed)
         self._lock = threading.RLock()
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -105,6 +106,8 @@ class Tailer:
             for run_id in changed:
                 for ev in self.subscribers.get(run_id, ()):
                     ev.set()
+            if changed:
+                self.wake_watchers()
             self.drain_finished()
             self.m.tick_targets()
             await asyncio.sleep(self.poll_interval)
@@ -151,7 +154,12 @@ class Tailer:
         if run is not None:
             for ev in self.subscribers.get(run_id, ()):
                 ev.set()
+            self.wake_watchers()
         return run
+
+    def wake_watchers(self) -> None:
+        for ev in self.watchers:
+            ev.set()
 
     def _fold_events(self, run_id: str) -> tuple[dict | None, bool]:
         run = self.m.store.get_run(run_id)

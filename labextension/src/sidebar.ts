@@ -1,3 +1,4 @@
+import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
@@ -114,10 +115,63 @@ export class RunsSidebar extends Widget {
     return this._pending;
   }
 
+  /**
+   * Follow the workspace's run changes over the server's WebSocket (/train/api/events):
+   * rows update in place as runs are created or change state; polling runs only while the
+   * socket is down.
+   */
+  private _connectFeed(): void {
+    if (this.isDisposed || this._feed) {
+      return;
+    }
+    let url = URLExt.join(this._settings.wsUrl, 'train/api/events');
+    if (this._settings.token) {
+      url += `?token=${encodeURIComponent(this._settings.token)}`;
+    }
+    const WS = this._settings.WebSocket;
+    const feed = new WS(url);
+    this._feed = feed;
+    feed.onopen = () => {
+      this._feedOpen = true;
+      this.node.dataset.live = 'true';
+      this._stopTimer();
+    };
+    feed.onmessage = (event: MessageEvent) => {
+      const msg = JSON.parse(String(event.data));
+      if (msg.type === 'runs') {
+        this._runs = msg.runs as IRunSummary[];
+      } else if (msg.type === 'run') {
+        const run = msg.run as IRunSummary;
+        this._runs = [run, ...this._runs.filter(r => r.id !== run.id)]
+          .sort((a, b) => Number(b.created_at ?? 0) - Number(a.created_at ?? 0))
+          .slice(0, RUN_LIMIT);
+      } else {
+        return;
+      }
+      this._renderRuns(this._runs);
+      this._setMessage(this._runs.length ? '' : 'No runs yet.');
+      this._updated.textContent = `Live · updated ${new Date().toLocaleTimeString()}`;
+    };
+    feed.onclose = () => {
+      this._feed = null;
+      this._feedOpen = false;
+      delete this.node.dataset.live;
+      if (!this.isDisposed) {
+        if (this.isVisible) {
+          this._startTimer();
+        }
+        window.setTimeout(() => this._connectFeed(), 2000);
+      }
+    };
+  }
+
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
+    const feed = this._feed;
+    this._feed = null;
+    feed?.close();
     this._stopTimer();
     this._abort?.abort();
     super.dispose();
@@ -136,6 +190,7 @@ export class RunsSidebar extends Widget {
 
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
+    this._connectFeed();
     if (this.isVisible) {
       void this.refresh();
       this._startTimer();
@@ -148,7 +203,7 @@ export class RunsSidebar extends Widget {
   }
 
   private _startTimer(): void {
-    if (this._timer === null) {
+    if (this._timer === null && !this._feedOpen) {
       this._timer = window.setInterval(() => {
         if (this.isVisible && !document.hidden) {
           void this.refresh();
@@ -177,7 +232,7 @@ export class RunsSidebar extends Widget {
       this._runs = runs;
       this._renderRuns(runs);
       this._setMessage(runs.length ? '' : 'No runs yet.');
-      this._updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+      this._updated.textContent = `${this._feedOpen ? 'Live · updated' : 'Updated'} ${new Date().toLocaleTimeString()}`;
     } catch (err) {
       if (this.isDisposed || abort.signal.aborted) {
         return;
@@ -257,6 +312,8 @@ export class RunsSidebar extends Widget {
   }
 
   private _settings: ServerConnection.ISettings;
+  private _feed: WebSocket | null = null;
+  private _feedOpen = false;
   private _interval: number;
   private _timer: number | null = null;
   private _pending: Promise<void> | null = null;

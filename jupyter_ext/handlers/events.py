@@ -1,0 +1,71 @@
+"""WebSocket of the whole workspace: every run's changes, for the sidebar (no polling).
+
+First ``{"type": "runs", "runs": [...]}`` (the most recent runs), then ``{"type": "run",
+"run": {...}}`` whenever a run is created or its status, phases or tags change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web, websocket
+
+from .base import AUTH_RESOURCE
+
+RECENT = 200
+IDLE_RECHECK_S = 5.0
+
+
+def _signature(run: dict) -> tuple:
+    return run["status"], len(run["phases"]), json.dumps(run["tags"], sort_keys=True)
+
+
+class WorkspaceEventsHandler(JupyterHandler, websocket.WebSocketHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @ws_authenticated
+    async def get(self):
+        allowed = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "read",
+                                                                   AUTH_RESOURCE))
+        if not allowed:
+            raise web.HTTPError(403)
+        self.manager = self.settings.get("train_manager")
+        if self.manager is None:
+            raise web.HTTPError(503, "jupyter-train is not available on this server")
+        self.manager.ensure_started()
+        await super().get()
+
+    def open(self):
+        self.wake = asyncio.Event()
+        self.manager.tailer.watchers.add(self.wake)
+        self.task = asyncio.ensure_future(self.pump())
+
+    def on_close(self):
+        self.manager.tailer.watchers.discard(self.wake)
+        self.task.cancel()
+
+    def on_message(self, message):
+        pass
+
+    async def pump(self):
+        try:
+            runs = self.manager.list_runs(limit=RECENT)
+            seen = {r["id"]: _signature(r) for r in runs}
+            await self.write_message(json.dumps({"type": "runs", "runs": runs}))
+            while True:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), IDLE_RECHECK_S)
+                except asyncio.TimeoutError:
+                    pass
+                self.wake.clear()
+                for run in reversed(self.manager.list_runs(limit=RECENT)):
+                    sig = _signature(run)
+                    if seen.get(run["id"]) != sig:
+                        seen[run["id"]] = sig
+                        await self.write_message(json.dumps({"type": "run", "run": run}))
+        except (websocket.WebSocketClosedError, asyncio.CancelledError):
+            return
