@@ -71,8 +71,7 @@ class ComputeTarget:
     def get_status(self) -> dict:
         """Node counts (idle, busy, preparing, unusable), current and max nodes, the queue."""
         d = self.refresh().details
-        counts = d.get("node_counts") or {"idle": 1, "busy": 0, "preparing": 0, "unusable": 0}
-        return {"state": d["state"], "current_node_count": d["nodes"], **counts,
+        return {"state": d["state"], "current_node_count": d["nodes"], **d["node_counts"],
                 "max_nodes": d.get("max_nodes", d["nodes"]), "queue": d.get("queue", [])}
 
     def wait_for_completion(self, show_output: bool = False, min_node_count: int | None = None,

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -185,6 +184,3 @@ def _append(log: Path, text: str) -> None:
     with open(log, "a") as f:
         f.write(text)
 
-
-def current_python() -> str:
-    return sys.executable

@@ -22,6 +22,7 @@ class LocalTarget(Target):
         self.name = name
         self.python = python or sys.executable
         self.queue: list[str] = []  # runs waiting for nodes (FIFO)
+        self.running: set[str] = set()
         self._gpus: list[str] | None = None
 
     # -- capacity: one node, this whole host ----------------------------------------------
@@ -34,12 +35,14 @@ class LocalTarget(Target):
         return self._gpus
 
     def allocate(self, run_id: str, count: int) -> list[int] | None:
+        self.running.add(run_id)  # this host runs any number of jobs side by side
         return [0]
 
     def hold(self, run_id: str, indices: list[int]) -> None:
-        pass
+        self.running.add(run_id)
 
     def release(self, run_id: str) -> None:
+        self.running.discard(run_id)
         if run_id in self.queue:
             self.queue.remove(run_id)
 
@@ -78,8 +81,11 @@ class LocalTarget(Target):
         return {"supervisor_pid": proc.pid, "_popen": proc}
 
     def describe(self) -> dict:
+        busy = 1 if self.running else 0
         return {"name": self.name, "kind": self.kind, "nodes": 1, "cpus": os.cpu_count() or 1,
-                "gpus": 0, "state": "ready"}
+                "gpus": len(self.gpus), "state": "busy" if busy else "ready",
+                "node_counts": {"idle": 1 - busy, "busy": busy, "preparing": 0, "unusable": 0},
+                "queue": list(self.queue)}
 
     def cancel(self, rd: RunDir) -> bool:
         info = rd.read_supervisor_info() or {}

@@ -29,6 +29,7 @@ class _Active:
     def __init__(self, offsets: dict[str, int]):
         self.metric_offsets = offsets
         self.log_sizes: dict[str, int] = {}
+        self.supervisor: dict | None = None  # supervisor.json once its process groups are known
 
 
 class Tailer:
@@ -230,7 +231,10 @@ class Tailer:
         popen = self.children.get(run_id)
         if popen is not None:
             return popen.poll() is not None and self._fold_events(run_id)[0]["status"] not in _TERMINAL
-        info = self.m.run_dir(run_id).read_supervisor_info()
+        state = self.active[run_id]
+        info = state.supervisor or self.m.run_dir(run_id).read_supervisor_info()
+        if info and info.get("pgids"):
+            state.supervisor = info  # final: no need to read the file on every pass
         if info is None:
             # Scheduled by a server that died before the supervisor wrote its pid file.
             queued = [p["ts"] for p in run["phases"] if p["state"] == RunState.QUEUED.value]

@@ -129,9 +129,13 @@ class SQLiteStore:
 
     def update_tags(self, run_id: str, tags: dict) -> dict:
         with self._lock, self._tx():
-            row = self.db.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
-            merged = {**json.loads(row["tags"]), **tags}
-            self.db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(merged), run_id))
+            return self._merge_tags(run_id, tags)
+
+    def _merge_tags(self, run_id: str, tags: dict) -> dict:
+        """Merge ``tags`` into the run's (inside the caller's transaction)."""
+        row = self.db.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+        merged = {**json.loads(row["tags"]), **tags}
+        self.db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(merged), run_id))
         return merged
 
     # -- metrics and tail offsets ---------------------------------------------------------
@@ -149,9 +153,7 @@ class SQLiteStore:
                     "INSERT INTO metrics (run_id, rank, name, step, value, text, ts) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
             if tags:
-                row = self.db.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
-                merged = {**json.loads(row["tags"]), **tags}
-                self.db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(merged), run_id))
+                self._merge_tags(run_id, tags)
             self.db.execute(
                 "INSERT INTO tail_offsets VALUES (?, ?, ?) "
                 "ON CONFLICT (run_id, file) DO UPDATE SET offset = excluded.offset",

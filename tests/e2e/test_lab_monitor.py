@@ -3,6 +3,7 @@ watches the run monitor: the chart gains points and the status reaches Completed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -129,21 +130,50 @@ def open_and_run_all(page, url, token, ui="lab"):
     page.goto(f"{url}{path}/e2e.ipynb?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     wait_kernel_idle(page, url, token)
-    page.wait_for_timeout(500)  # the page's own session settles on the kernel
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    # The kernel can be idle on the server before this page's session has connected to it; a
+    # Run All in that window does nothing. Retry until the first cell shows it was sent.
+    first_prompt = page.locator(".jp-Cell").first.locator(".jp-InputPrompt")
+    for _attempt in range(4):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function("(el) => !/\\[\\s*\\]/.test(el.textContent)",
+                                   arg=first_prompt.element_handle(), timeout=10_000)
+            return
+        except Exception:
+            continue
+    raise AssertionError("the notebook never started running its cells")
 
 
-def keep_screenshots(out):
-    ARTIFACTS.mkdir(exist_ok=True)
-    for png in out.glob("*.png"):
-        shutil.copy(png, ARTIFACTS / png.name)
+@contextlib.contextmanager
+def recording(page, out, name):
+    """A screenshot if the block fails; every screenshot of the test copied to test-results/."""
+    try:
+        yield
+    except Exception:
+        page.screenshot(path=str(out / f"{name}-failure.png"))
+        raise
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for png in out.glob("*.png"):
+            shutil.copy(png, ARTIFACTS / png.name)
+
+
+@contextlib.contextmanager
+def lab_session(tmp_path, cells, page, name, kernel_workspace=None):
+    """JupyterLab for one test, recorded, and stopped at the end: yields (url, token, out)."""
+    proc, log, info = start_lab(tmp_path, cells, kernel_workspace)
+    try:
+        with recording(page, info[2], name):
+            yield info
+    finally:
+        stop_lab(proc, log)
 
 
 def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
     url, token, out = lab
     page = browser_page
-    try:
+    with recording(page, out, "monitor"):
         open_and_run_all(page, url, token)
         status = page.locator("[data-testid=jt-status]")
         status.wait_for(timeout=60_000)
@@ -194,11 +224,6 @@ def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
             f" && document.querySelector('{fresh} polyline[data-metric=loss]')"
             "?.getAttribute('data-points') === '12'", timeout=60_000)
         page.screenshot(path=str(out / "monitor-reattached.png"))
-    except Exception:
-        page.screenshot(path=str(out / "monitor-failure.png"))
-        raise
-    finally:
-        keep_screenshots(out)
 
 
 FAILING_CELLS = [
@@ -218,9 +243,9 @@ def test_monitor_streams_through_the_kernel_and_shows_the_failure(headless, tmp_
     """The page's server does not own the run's workspace (a headless server does): the
     monitor falls back to the kernel forwarding the stream, and a failure's traceback shows."""
     other = headless(tmp_path / "other-workspace")
-    proc, log, (url, token, out) = start_lab(tmp_path, FAILING_CELLS, kernel_workspace=other.workspace)
     page = browser_page
-    try:
+    with lab_session(tmp_path, FAILING_CELLS, page, "monitor-kernel",
+                     kernel_workspace=other.workspace) as (url, token, out):
         open_and_run_all(page, url, token)
         page.wait_for_function(
             "document.querySelector('[data-testid=jt-status]')?.textContent === 'Failed'", timeout=90_000)
@@ -234,20 +259,13 @@ def test_monitor_streams_through_the_kernel_and_shows_the_failure(headless, tmp_
         assert monitor.locator("polyline[data-metric=loss]").get_attribute("data-points") == "4"
         assert not monitor.locator("[data-testid=jt-cancel]").is_visible()
         page.screenshot(path=str(out / "monitor-failed-through-kernel.png"))
-    except Exception:
-        page.screenshot(path=str(out / "monitor-failure-kernel.png"))
-        raise
-    finally:
-        keep_screenshots(out)
-        stop_lab(proc, log)
 
 
 def test_train_cell_in_notebook_7(tmp_path, browser_page):
     _need(shutil.which("jupyter-notebook") is not None, "notebook 7")
     long_cell = "%%train --experiment e2e-cancel\nimport time\nprint('started', flush=True)\ntime.sleep(120)\n"
-    proc, log, (url, token, out) = start_lab(tmp_path, CELLS[:2] + [long_cell])
     page = browser_page
-    try:
+    with lab_session(tmp_path, CELLS[:2] + [long_cell], page, "monitor-notebook7") as (url, token, out):
         open_and_run_all(page, url, token, ui="notebook")
         line = "[data-testid=jt-chart] polyline[data-metric=loss]"
         page.locator(line).wait_for(timeout=60_000)
@@ -263,9 +281,3 @@ def test_train_cell_in_notebook_7(tmp_path, browser_page):
             "document.querySelectorAll('[data-testid=jt-status]')[1]?.textContent === 'Canceled'",
             timeout=15_000)
         page.screenshot(path=str(out / "monitor-notebook7.png"))
-    except Exception:
-        page.screenshot(path=str(out / "monitor-failure-notebook7.png"))
-        raise
-    finally:
-        keep_screenshots(out)
-        stop_lab(proc, log)

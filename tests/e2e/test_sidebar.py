@@ -7,13 +7,12 @@ import json
 import time
 
 from tests.conftest import SCRIPTS
-from tests.e2e.test_lab_monitor import keep_screenshots, start_lab, stop_lab
+from tests.e2e.test_lab_monitor import lab_session
 
 
 def test_sidebar_shows_new_runs_live(tmp_path, browser_page):
-    proc, log, (url, token, out) = start_lab(tmp_path, ["print('hello')"])
     page = browser_page
-    try:
+    with lab_session(tmp_path, ["print('hello')"], page, "sidebar") as (url, token, out):
         page.goto(f"{url}lab?token={token}")
         tab = page.locator(".lm-TabBar-tab[data-id='jupyter-train-sidebar']")
         tab.wait_for(timeout=60_000)
@@ -36,9 +35,3 @@ def test_sidebar_shows_new_runs_live(tmp_path, browser_page):
             timeout=60_000)
         page.screenshot(path=str(out / "sidebar-live.png"))
         assert appeared < 5  # the goal is 1 s; a shared machine gets slack here
-    except Exception:
-        page.screenshot(path=str(out / "sidebar-failure.png"))
-        raise
-    finally:
-        keep_screenshots(out)
-        stop_lab(proc, log)
