@@ -324,3 +324,55 @@ async def test_workspace_events_feed_new_runs_and_status_changes(jp_ws_fetch, ap
     ws.close()
     assert statuses[0] in ("Queued", "Starting", "Running") and statuses[-1] == "Completed"
     assert time.monotonic() - t0 < 30
+
+
+async def test_runs_carry_their_primary_metric(api):
+    run = await api.wait((await api.submit("count.py", ["--n", 4]))["id"])
+    # "n" was logged first but once; "loss" is the first series, and its latest value shows
+    assert run["primary_metric"] == {"name": "loss", "value": 0.25, "step": 3}
+    tagged = await api.wait((await api.submit("count.py", ["--n", 2], tags={"primary_metric": "n"}))["id"])
+    assert tagged["primary_metric"]["name"] == "n" and tagged["primary_metric"]["value"] == 2
+    listed = {r["id"]: r for r in (await api.call("GET", "runs"))["runs"]}
+    assert listed[run["id"]]["primary_metric"]["value"] == 0.25
+    quiet = await api.wait((await api.submit("sleep_a_bit.py"))["id"])
+    assert quiet["primary_metric"] is None
+
+
+async def test_resubmit_runs_the_same_spec_again(api, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text("import sys\nprint('v1', sys.argv[1:])\n")
+    first = await api.submit("train.py", ["--lr", 0.1], source=src, tags={"who": "me"},
+                             environment_variables={"X": "1"},
+                             distributed={"kind": "pytorch", "nodes": 1, "procs_per_node": 1,
+                                          "backend": "gloo"})
+    assert first["properties"]["distributed"] == {"kind": "pytorch", "nodes": 1, "procs_per_node": 1,
+                                                  "backend": "gloo", "max_restarts": 0}
+    first = await api.wait(first["id"])
+    # the source changed since: a resubmit runs what the first run ran (its snapshot)
+    (src / "train.py").write_text("print('v2')\n")
+    again = await api.call("POST", f"runs/{first['id']}/resubmit", expect=201)
+    assert again["id"] != first["id"] and again["snapshot_id"] == first["snapshot_id"]
+    assert again["tags"] == {"who": "me", "resubmit_of": first["id"]}
+    assert again["arguments"] == first["arguments"] and again["script"] == "train.py"
+    assert again["properties"]["distributed"] == first["properties"]["distributed"]
+    again = await api.wait(again["id"])
+    assert again["status"] == "Completed", again
+    text = (await api.call("GET", f"runs/{again['id']}/logs/rank_0.txt"))["text"]
+    assert "v1 ['--lr', '0.1']" in text
+    # a resubmit of a resubmit points at its own source run, not a chain of tags
+    third = await api.call("POST", f"runs/{again['id']}/resubmit", expect=201)
+    assert third["tags"]["resubmit_of"] == again["id"]
+    await api.wait(third["id"])
+    err = await api.call("POST", "runs/nope/resubmit", expect=404)
+    assert "No run 'nope'" in err["message"]
+
+
+async def test_info_and_environment_build_states(api, workspace_dir):
+    info = await api.call("GET", "")
+    assert info["workspace"] == str(workspace_dir)
+    envs = (await api.call("GET", "environments"))["environments"]
+    assert envs and all(e["build_state"] == "ready" for e in envs if e.get("curated"))
+    await api.call("POST", "environments", {"name": "needs-toolz", "pip_packages": ["toolz"]}, expect=201)
+    envs = (await api.call("GET", "environments"))["environments"]
+    assert [e["build_state"] for e in envs if e["name"] == "needs-toolz"] == ["not built"]

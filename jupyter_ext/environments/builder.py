@@ -61,6 +61,7 @@ class EnvCache:
         self.envs = self.root / "envs"
         self.envs.mkdir(parents=True, exist_ok=True)
         self._builds: dict[str, _Build] = {}
+        self.failures: dict[str, str] = {}  # build key -> error of its last failed build
         self._guard = threading.Lock()
 
     def env_dir(self, key: str) -> Path:
@@ -68,6 +69,15 @@ class EnvCache:
 
     def python(self, key: str) -> str:
         return str(self.env_dir(key) / "venv" / "bin" / "python")
+
+    def state(self, key: str) -> str:
+        """'built', 'building', 'failed' (the last build in this server failed) or 'not built'."""
+        if self.is_ready(key):
+            return "built"
+        with self._guard:
+            if key in self._builds:
+                return "building"
+        return "failed" if key in self.failures else "not built"
 
     def is_ready(self, key: str) -> bool:
         return (self.env_dir(key) / READY).is_file()
@@ -110,9 +120,10 @@ class EnvCache:
         build.attach(log)
         try:
             self._build(spec, key, build)
+            self.failures.pop(key, None)
             return self.python(key)
         except BuildFailed as exc:
-            build.error = str(exc)
+            build.error = self.failures[key] = str(exc)
             raise
         finally:
             build.done.set()

@@ -6,8 +6,8 @@ from .environments import EnvironmentHandler, EnvironmentsHandler
 from .events import WorkspaceEventsHandler
 from .models import ModelFileHandler, ModelHandler, ModelsHandler
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
-                   InfoHandler, LogHandler, LogsHandler, MetricsHandler, OneComputeHandler, RunHandler,
-                   RunsHandler)
+                   InfoHandler, LogHandler, LogsHandler, MetricsHandler, OneComputeHandler,
+                   ResubmitHandler, RunHandler, RunsHandler)
 from .stream import RunStreamHandler
 
 RUN = r"(?P<run_id>[A-Za-z0-9_.-]+)"
@@ -22,6 +22,7 @@ ROUTES = [
     (r"/runs", RunsHandler),
     (rf"/runs/{RUN}", RunHandler),
     (rf"/runs/{RUN}/cancel", CancelHandler),
+    (rf"/runs/{RUN}/resubmit", ResubmitHandler),
     (rf"/runs/{RUN}/logs", LogsHandler),
     (rf"/runs/{RUN}/logs/(?P<name>.+)", LogHandler),
     (rf"/runs/{RUN}/metrics", MetricsHandler),

@@ -1,7 +1,8 @@
 """WebSocket of the whole workspace: every run's changes, for the sidebar (no polling).
 
 First ``{"type": "runs", "runs": [...]}`` (the most recent runs), then ``{"type": "run",
-"run": {...}}`` whenever a run is created or its status, phases or tags change.
+"run": {...}}`` whenever a run is created or its status, phases, tags or primary metric change
+(at most every MIN_SCAN_INTERVAL_S).
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ RECENT = 200
 IDLE_RECHECK_S = 5.0
 
 
+MIN_SCAN_INTERVAL_S = 0.2  # metrics wake the pump often; rescan at most this often
+
+
 def _signature(run: dict) -> tuple:
-    return run["status"], len(run["phases"]), json.dumps(run["tags"], sort_keys=True)
+    return (run["status"], len(run["phases"]), json.dumps(run["tags"], sort_keys=True),
+            json.dumps(run.get("primary_metric")))
 
 
 class WorkspaceEventsHandler(JupyterHandler, websocket.WebSocketHandler):
@@ -56,11 +61,17 @@ class WorkspaceEventsHandler(JupyterHandler, websocket.WebSocketHandler):
             runs = self.manager.list_runs(limit=RECENT)
             seen = {r["id"]: _signature(r) for r in runs}
             await self.write_message(json.dumps({"type": "runs", "runs": runs}))
+            last_scan = 0.0
             while True:
                 try:
                     await asyncio.wait_for(self.wake.wait(), IDLE_RECHECK_S)
                 except asyncio.TimeoutError:
                     pass
+                loop = asyncio.get_running_loop()
+                wait = last_scan + MIN_SCAN_INTERVAL_S - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                last_scan = loop.time()
                 self.wake.clear()
                 for run in reversed(self.manager.list_runs(limit=RECENT)):
                     sig = _signature(run)

@@ -23,7 +23,20 @@ class InfoHandler(TrainHandler):
         from .. import __version__
 
         self.send_json({"version": __version__, "workspace": str(self.manager.ws.path),
-                        "pid": os.getpid()})
+                        "pid": os.getpid(), "contents_path": self._contents_path()})
+
+    def _contents_path(self):
+        """The workspace as a path of the Jupyter file browser, when it can show it (inside the
+        server's root and not hidden); else None."""
+        root = self.settings.get("server_root_dir") or self.contents_manager.root_dir
+        try:
+            rel = os.path.relpath(os.path.realpath(self.manager.ws.path), os.path.realpath(root))
+        except (TypeError, ValueError):
+            return None
+        parts = rel.split(os.sep)
+        if rel == "." or parts[0] == ".." or any(p.startswith(".") for p in parts):
+            return None
+        return "/".join(parts)
 
 
 class RunsHandler(TrainHandler):
@@ -59,6 +72,13 @@ class CancelHandler(TrainHandler):
     @authorized
     def post(self, run_id):
         self.send_json(self.manager.cancel(run_id))
+
+
+class ResubmitHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, run_id):
+        self.send_json(await self.manager.resubmit(run_id), status=201)
 
 
 class LogsHandler(TrainHandler):

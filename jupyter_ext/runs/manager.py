@@ -15,6 +15,7 @@ import secrets
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import Conflict, InvalidRequest, NotFound, UnknownComputeTarget
@@ -26,7 +27,7 @@ from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
 from ..paths import check_name, safe_join
 from ..environments import CURATED_PREFIX, BuildFailed, EnvCache, EnvironmentSpec, curated_environments
-from ..snapshots import SnapshotStore
+from ..snapshots import Snapshot, SnapshotStore
 from ..store import SQLiteStore
 from ..workspace import WorkspaceDir
 from .requests import SubmitRequest, parse_distributed
@@ -74,7 +75,8 @@ class RunManager:
         return RunDir(self.ws.runs / run_id)
 
     # -- submit ---------------------------------------------------------------------------
-    async def submit(self, req: SubmitRequest) -> dict:
+    async def submit(self, req: SubmitRequest, *, snapshot: Snapshot | None = None) -> dict:
+        """Check ``req``, snapshot its source (or reuse ``snapshot``, for a resubmit) and queue it."""
         check_name("Experiment", req.experiment)
         target = self.targets.get(req.compute_target)
         if target is None:
@@ -92,26 +94,12 @@ class RunManager:
             raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
                                  "path on the server's machine.")
         source = os.path.abspath(os.path.expanduser(req.source_directory)) if req.source_directory else None
-        extra = {os.path.normpath(k): v.encode("utf-8") for k, v in req.extra_files.items()}
-        if os.path.normpath(req.script) in extra:
-            script_rel = os.path.normpath(req.script)
-        elif source is None:
-            raise InvalidRequest(f"The script {req.script!r} is neither in extra_files nor in a "
-                                 "source directory.")
+        if snapshot is None:
+            script_rel, snap = await self._snapshot(req, source)
         else:
-            script_path = safe_join(source, req.script) if os.path.isdir(source) else None
-            if script_path is not None and not script_path.is_file():
-                raise InvalidRequest(f"The script {req.script!r} was not found in {source}. Check "
-                                     "the name, or set source_directory to the folder that holds it.")
-            script_rel = os.path.relpath(script_path, os.path.realpath(source)) if script_path else ""
+            script_rel, snap = req.script, snapshot
         now = time.time()
         run_id = f"{req.experiment}_{int(now)}_{secrets.token_hex(4)}"
-        # Snapshot before anything exists for the run: a bad source directory leaves no trace.
-        snap = await asyncio.to_thread(self.snapshots.take, source, self.snapshot_max_bytes,
-                                       self.snapshot_max_files, extra)
-        if script_rel not in {e[0] for e in self.snapshots.manifest(snap.id)}:
-            raise InvalidRequest(f"The script {req.script!r} is excluded by the ignore rules "
-                                 "(.amlignore / .gitignore) of the source directory.")
         spec = RunSpec(run_id=run_id, experiment=req.experiment, script=script_rel,
                        arguments=[str(a) for a in req.arguments], compute_target=target.name,
                        python=python, snapshot_id=snap.id,
@@ -128,6 +116,9 @@ class RunManager:
                                "properties": {"snapshot_files": snap.files,
                                               "snapshot_bytes": snap.bytes,
                                               "source_directory": source,
+                                              **({"extra_files": sorted(req.extra_files)}
+                                                 if req.extra_files else {}),
+                                              **({"distributed": asdict(dist)} if dist else {}),
                                               **({"environment": {"name": env.name, "version": env.version,
                                                                   "key": env_key}} if env else {})},
                                "snapshot_id": snap.id, "run_dir": str(rd.path)})
@@ -142,6 +133,53 @@ class RunManager:
             return self.get_run(run_id)
         self._enqueue(target, run_id, rd)
         return self.get_run(run_id)
+
+    async def _snapshot(self, req: SubmitRequest, source: str | None):
+        """Find the script and snapshot the source directory plus the request's extra files."""
+        extra = {os.path.normpath(k): v.encode("utf-8") for k, v in req.extra_files.items()}
+        if os.path.normpath(req.script) in extra:
+            script_rel = os.path.normpath(req.script)
+        elif source is None:
+            raise InvalidRequest(f"The script {req.script!r} is neither in extra_files nor in a "
+                                 "source directory.")
+        else:
+            script_path = safe_join(source, req.script) if os.path.isdir(source) else None
+            if script_path is not None and not script_path.is_file():
+                raise InvalidRequest(f"The script {req.script!r} was not found in {source}. Check "
+                                     "the name, or set source_directory to the folder that holds it.")
+            script_rel = os.path.relpath(script_path, os.path.realpath(source)) if script_path else ""
+        # Snapshot before anything exists for the run: a bad source directory leaves no trace.
+        snap = await asyncio.to_thread(self.snapshots.take, source, self.snapshot_max_bytes,
+                                       self.snapshot_max_files, extra)
+        if script_rel not in {e[0] for e in self.snapshots.manifest(snap.id)}:
+            raise InvalidRequest(f"The script {req.script!r} is excluded by the ignore rules "
+                                 "(.amlignore / .gitignore) of the source directory.")
+        return script_rel, snap
+
+    async def resubmit(self, run_id: str) -> dict:
+        """A new run with the same spec as ``run_id``: its snapshot, script, arguments, compute,
+        environment, distribution, environment variables and tags (plus ``resubmit_of``)."""
+        run = self.get_run(run_id)
+        rd = self.run_dir(run_id)
+        try:
+            old = RunSpec.load(rd.spec_path)
+        except (OSError, ValueError, TypeError):
+            raise Conflict(f"Run {run_id} has no readable spec ({rd.spec_path}); submit it again "
+                           "from its source instead.") from None
+        props = run.get("properties") or {}
+        env = props.get("environment")
+        dist = old.distributed
+        req = SubmitRequest(
+            experiment=run["experiment"], script=old.script,
+            source_directory=props.get("source_directory"), arguments=list(old.arguments),
+            compute_target=old.compute_target, python="" if env else old.python,
+            environment_variables=dict(old.env),
+            tags={**{k: v for k, v in old.tags.items() if k != "resubmit_of"}, "resubmit_of": run_id},
+            environment={"name": env["name"], "version": env.get("version")} if env else None,
+            distributed=asdict(dist) if dist else None)
+        files = self.snapshots.manifest(old.snapshot_id)  # a clear error if the snapshot is gone
+        snap = Snapshot(old.snapshot_id, len(files), int(props.get("snapshot_bytes") or 0), 0, 0)
+        return await self.submit(req, snapshot=snap)
 
     def _enqueue(self, target: Target, run_id: str, rd: RunDir) -> None:
         rd.append_event(RunState.QUEUED, "server", target=target.name)
@@ -191,7 +229,18 @@ class RunManager:
         return found
 
     def list_environments(self) -> list[dict]:
-        return [e.to_dict() for e in curated_environments()] + self.store.list_environments()
+        """Every curated and registered environment, with ``build_state``: 'ready' (runs on an
+        existing interpreter), 'built', 'building', 'failed', 'not built' or 'unavailable' (its
+        Python version is not on this machine)."""
+        out = []
+        for env in [e.to_dict() for e in curated_environments()] + self.store.list_environments():
+            spec = EnvironmentSpec.from_dict(env)
+            try:
+                env["build_state"] = self.envs.state(spec.build_key()) if spec.needs_build else "ready"
+            except InvalidRequest:
+                env["build_state"] = "unavailable"
+            out.append(env)
+        return out
 
     def register_environment(self, body: dict) -> dict:
         spec = EnvironmentSpec.from_dict({k: v for k, v in body.items() if k != "version"})

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, rank INTEGER NOT NULL,
     name TEXT NOT NULL, step INTEGER, value REAL, text TEXT, ts REAL);
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, id);
+CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics (run_id, name, id);
 CREATE TABLE IF NOT EXISTS tail_offsets (
     run_id TEXT NOT NULL, file TEXT NOT NULL, offset INTEGER NOT NULL,
     PRIMARY KEY (run_id, file));
@@ -56,6 +57,7 @@ class SQLiteStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._series: dict[str, str] = {}  # run id -> name of its primary series, once known
 
     def close(self) -> None:
         with self._lock:
@@ -90,7 +92,28 @@ class SQLiteStore:
     def get_run(self, run_id: str) -> dict | None:
         with self._lock:
             row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run_dict(row) if row else None
+            return self._with_primary(_run_dict(row)) if row else None
+
+    def _with_primary(self, run: dict) -> dict:
+        """Add ``primary_metric`` {name, value, step}: the latest rank-0 value of the metric named
+        by the run's ``primary_metric`` tag, else of its first series (a metric logged more than
+        once, like a loss per epoch), else of the first number it logged; or None."""
+        name = run["tags"].get("primary_metric") or self._series.get(run["id"])
+        if not name:
+            row = self.db.execute(
+                "SELECT name FROM metrics WHERE run_id = ? AND rank = 0 AND value IS NOT NULL "
+                "GROUP BY name HAVING COUNT(*) > 1 ORDER BY MIN(id) LIMIT 1", (run["id"],)).fetchone()
+            if row:
+                name = self._series[run["id"]] = row[0]  # stable from now on: cache it
+            else:
+                row = self.db.execute("SELECT name FROM metrics WHERE run_id = ? AND rank = 0 AND "
+                                      "value IS NOT NULL ORDER BY id LIMIT 1", (run["id"],)).fetchone()
+                name = row[0] if row else None
+        row = name and self.db.execute(
+            "SELECT value, step FROM metrics WHERE run_id = ? AND name = ? AND rank = 0 AND "
+            "value IS NOT NULL ORDER BY id DESC LIMIT 1", (run["id"], name)).fetchone()
+        run["primary_metric"] = {"name": name, "value": row[0], "step": row[1]} if row else None
+        return run
 
     def list_runs(self, experiment: str | None = None, status: str | None = None,
                   limit: int = 100, active_only: bool = False) -> list[dict]:
@@ -108,7 +131,7 @@ class SQLiteStore:
         args.append(limit)
         with self._lock:
             rows = self.db.execute(sql, args).fetchall()
-        return [_run_dict(r) for r in rows]
+            return [self._with_primary(_run_dict(r)) for r in rows]
 
     def apply_events(self, run_id: str, events: Iterable[dict], new_offset: int) -> dict | None:
         """Fold events into the run row; the offset moves in the same transaction."""
