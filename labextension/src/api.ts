@@ -1,24 +1,14 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-/**
- * One run as returned by GET /train/api/runs (extra fields are ignored).
- */
-export interface IRunSummary {
-  id: string;
-  experiment: string;
-  status: string;
-  /** Epoch seconds. */
-  created_at: number;
-  [key: string]: unknown;
-}
+import { IMetricPoint, IRun } from './model';
 
-export interface IRunsResponse {
-  runs: IRunSummary[];
-}
+/** REST prefix of the server extension, relative to the server base URL. */
+export const API_PREFIX = 'train/api';
 
 /**
- * Error raised for any failure talking to the jupyter-train server extension.
+ * Error raised for any failure talking to the jupyter-train server extension; ``message`` is
+ * the server's own message where it sent one.
  */
 export class TrainApiError extends Error {
   constructor(
@@ -32,73 +22,238 @@ export class TrainApiError extends Error {
   }
 }
 
-/** REST prefix of the server extension, relative to the server base URL. */
-export const API_PREFIX = 'train/api';
+export interface IInfo {
+  version: string;
+  workspace: string;
+  pid: number;
+  contents_path?: string | null;
+}
+
+export interface ICompute {
+  name: string;
+  kind: string;
+  state: string;
+  nodes: number;
+  cpus?: number;
+  gpus?: number;
+  vm_size?: string;
+  min_nodes?: number;
+  max_nodes?: number;
+  node_counts: { idle?: number; busy?: number; preparing?: number; unusable?: number };
+  queue: string[];
+}
+
+export interface IModel {
+  name: string;
+  version: number;
+  run_id?: string | null;
+  path: string;
+  source_path?: string | null;
+  tags: Record<string, string>;
+  properties: Record<string, unknown>;
+  description?: string | null;
+  created_at: number;
+  files?: string[];
+}
+
+export interface IEnvironment {
+  name: string;
+  version?: number | null;
+  python_version?: string | null;
+  pip_packages?: string[];
+  conda_packages?: string[];
+  curated?: boolean;
+  build_state?: string;
+}
+
+export interface ILogChunk {
+  name: string;
+  offset: number;
+  next_offset: number;
+  size: number;
+  text: string;
+  eof: boolean;
+}
 
 /**
- * Fetch the most recent runs from the server extension.
+ * Typed calls to /train/api (see jupyter_ext/openapi.yaml), with the Jupyter server's auth.
  */
-export async function fetchRuns(
-  settings: ServerConnection.ISettings,
-  limit = 50,
-  signal?: AbortSignal
-): Promise<IRunSummary[]> {
-  const url =
-    URLExt.join(settings.baseUrl, API_PREFIX, 'runs') +
-    URLExt.objectToQueryString({ limit });
+export class TrainApi {
+  constructor(readonly settings: ServerConnection.ISettings) {}
 
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      url,
-      { method: 'GET', signal },
-      settings
-    );
-  } catch (err) {
-    throw new TrainApiError(
-      `Cannot reach the Jupyter server: ${(err as Error)?.message ?? err}`,
-      'unreachable'
-    );
+  url(...parts: string[]): string {
+    return URLExt.join(this.settings.baseUrl, API_PREFIX, ...parts.map(encodePath));
   }
 
-  const text = await response.text();
+  /** A WebSocket URL under /train/api, with the token when the server uses one. */
+  wsUrl(path: string, query: Record<string, string | number> = {}): string {
+    const q: Record<string, string | number> = { ...query };
+    if (this.settings.token) {
+      q.token = this.settings.token;
+    }
+    return URLExt.join(this.settings.wsUrl, API_PREFIX, path) + URLExt.objectToQueryString(q);
+  }
+
+  async request<T>(
+    method: string,
+    parts: string[],
+    options: { body?: unknown; query?: Record<string, unknown>; signal?: AbortSignal } = {}
+  ): Promise<T> {
+    const response = await this.fetch(method, parts, options);
+    const text = await response.text();
+    if (response.status === 204 || !text) {
+      return undefined as T;
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new TrainApiError(
+        `Unexpected response from ${parts.join('/') || 'the server'} (not JSON).`,
+        'bad-response',
+        response.status
+      );
+    }
+  }
+
+  /** The raw response (for file downloads); errors are thrown as TrainApiError. */
+  async fetch(
+    method: string,
+    parts: string[],
+    options: { body?: unknown; query?: Record<string, unknown>; signal?: AbortSignal } = {}
+  ): Promise<Response> {
+    let url = this.url(...parts);
+    if (options.query) {
+      const q: Record<string, string> = {};
+      for (const [k, v] of Object.entries(options.query)) {
+        if (v !== undefined && v !== null && v !== '') {
+          q[k] = String(v);
+        }
+      }
+      url += URLExt.objectToQueryString(q);
+    }
+    const init: RequestInit = { method, signal: options.signal };
+    if (options.body !== undefined) {
+      init.body = JSON.stringify(options.body);
+    } else if (method === 'POST' || method === 'PATCH') {
+      init.body = '{}';
+    }
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, init, this.settings);
+    } catch (err) {
+      if ((err as Error)?.name === 'AbortError') {
+        throw err;
+      }
+      throw new TrainApiError(
+        `Cannot reach the Jupyter server: ${(err as Error)?.message ?? err}`,
+        'unreachable'
+      );
+    }
+    if (!response.ok) {
+      throw await errorFromResponse(response, parts);
+    }
+    return response;
+  }
+
+  info(): Promise<IInfo> {
+    return this.request('GET', []);
+  }
+
+  async runs(limit = 200, signal?: AbortSignal): Promise<IRun[]> {
+    const body = await this.request<{ runs: IRun[] }>('GET', ['runs'], {
+      query: { limit },
+      signal
+    });
+    if (!body || !Array.isArray(body.runs)) {
+      throw new TrainApiError('Unexpected response from /train/api/runs (no "runs" list).', 'bad-response');
+    }
+    return body.runs;
+  }
+
+  run(id: string): Promise<IRun> {
+    return this.request('GET', ['runs', id]);
+  }
+
+  cancel(id: string): Promise<IRun> {
+    return this.request('POST', ['runs', id, 'cancel']);
+  }
+
+  resubmit(id: string): Promise<IRun> {
+    return this.request('POST', ['runs', id, 'resubmit']);
+  }
+
+  async logs(id: string): Promise<Array<{ name: string; size: number }>> {
+    return (await this.request<{ logs: Array<{ name: string; size: number }> }>('GET', ['runs', id, 'logs'])).logs;
+  }
+
+  log(id: string, name: string, offset = 0, limit = 262144): Promise<ILogChunk> {
+    return this.request('GET', ['runs', id, 'logs', name], { query: { offset, limit } });
+  }
+
+  metrics(id: string, cursor = 0, limit = 10000): Promise<{ items: IMetricPoint[]; cursor: number }> {
+    return this.request('GET', ['runs', id, 'metrics'], { query: { cursor, limit } });
+  }
+
+  async files(id: string): Promise<string[]> {
+    return (await this.request<{ files: string[] }>('GET', ['runs', id, 'files'])).files;
+  }
+
+  fileUrl(id: string, name: string): string {
+    return this.url('runs', id, 'files', name);
+  }
+
+  async computes(): Promise<ICompute[]> {
+    return (await this.request<{ computes: ICompute[] }>('GET', ['computes'])).computes;
+  }
+
+  async models(): Promise<IModel[]> {
+    return (await this.request<{ models: IModel[] }>('GET', ['models'])).models;
+  }
+
+  registerModel(body: { name: string; run_id: string; path: string; description?: string }): Promise<IModel> {
+    return this.request('POST', ['models'], { body });
+  }
+
+  async environments(): Promise<IEnvironment[]> {
+    return (await this.request<{ environments: IEnvironment[] }>('GET', ['environments'])).environments;
+  }
+}
+
+/** Path segments are encoded, but a segment may itself hold '/' (a file inside a run). */
+function encodePath(part: string): string {
+  return part
+    .split('/')
+    .map(p => encodeURIComponent(p))
+    .join('/');
+}
+
+async function errorFromResponse(response: Response, parts: string[]): Promise<TrainApiError> {
   let body: any = undefined;
   try {
+    const text = await response.text();
     body = text ? JSON.parse(text) : undefined;
   } catch {
     body = undefined;
   }
-
-  if (!response.ok) {
-    if (body && typeof body === 'object' && 'error_code' in body) {
-      throw new TrainApiError(
-        `${body.message ?? 'Request failed'} (${body.error_code}, HTTP ${response.status})`,
-        'server',
-        response.status,
-        String(body.error_code)
-      );
-    }
-    if (response.status === 404) {
-      throw new TrainApiError(
-        'The jupyter-train server extension is not enabled on this Jupyter server ' +
-          '(GET /train/api/runs returned 404). Check `jupyter server extension list`.',
-        'not-installed',
-        404
-      );
-    }
-    throw new TrainApiError(
-      `Server answered HTTP ${response.status} ${response.statusText}`.trim(),
+  if (body && typeof body === 'object' && typeof body.message === 'string') {
+    return new TrainApiError(
+      body.message,
       'server',
-      response.status
+      response.status,
+      body.error_code ? String(body.error_code) : undefined
     );
   }
-
-  if (!body || !Array.isArray(body.runs)) {
-    throw new TrainApiError(
-      'Unexpected response from /train/api/runs (no "runs" list).',
-      'bad-response',
-      response.status
+  if (response.status === 404 && parts.length <= 1) {
+    return new TrainApiError(
+      'The jupyter-train server extension is not enabled on this Jupyter server ' +
+        '(/train/api answered 404). Check `jupyter server extension list`.',
+      'not-installed',
+      404
     );
   }
-  return body.runs as IRunSummary[];
+  return new TrainApiError(
+    `Server answered HTTP ${response.status} ${response.statusText}`.trim(),
+    'server',
+    response.status
+  );
 }

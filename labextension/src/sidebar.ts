@@ -1,327 +1,468 @@
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
-import { LabIcon } from '@jupyterlab/ui-components';
+/**
+ * The left-sidebar panel: runs grouped by experiment (live, filterable, searchable, selectable
+ * for comparison), compute targets with their nodes and queues, registered models and
+ * environments.
+ *
+ * Stable hooks for browser tests: [data-testid=jp-train-sidebar] (data-live="true" while the
+ * events feed is connected), jp-train-refresh, jp-train-compare-button, jp-train-search,
+ * jp-train-experiment-filter, jp-train-status-filter (buttons with data-group),
+ * jp-train-run-row (data-run-id, data-status), jp-train-run-select, jp-train-run-cancel,
+ * jp-train-computes, jp-train-models, jp-train-environments, jp-train-message.
+ */
+
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { fetchRuns, IRunSummary, TrainApiError } from './api';
+import { ICompute, IEnvironment, IModel } from './api';
+import { ITrainContext, notifyError } from './context';
+import { button, formatTime, h, statusBadge } from './dom';
+import { trainIcon } from './icons';
+import {
+  experimentNames,
+  formatDuration,
+  formatValue,
+  groupByExperiment,
+  IRun,
+  IRunFilter,
+  isTerminal,
+  runDuration,
+  STATUS_GROUPS,
+  StatusGroup
+} from './model';
 
 export const SIDEBAR_ID = 'jupyter-train-sidebar';
 
-/** How often the list refreshes while the panel is visible. */
-export const REFRESH_INTERVAL_MS = 5000;
+/** How often compute, models and environments refresh while the panel is visible. */
+const SIDE_REFRESH_MS = 10000;
 
-/** How many runs to ask the server for. */
-export const RUN_LIMIT = 50;
-
-const trainIconSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
-  <g class="jp-icon3" fill="#616161">
-    <path d="M3 3h2v16h16v2H3z"/>
-    <path d="M7 15.6l4.1-4.6 3 2.6 4.6-6.1 1.6 1.2-5.9 7.9-3-2.6-2.9 3.3z"/>
-  </g>
-</svg>`;
-
-export const trainIcon = new LabIcon({
-  name: 'jupyter-train:runs',
-  svgstr: trainIconSvg
-});
-
-export namespace RunsSidebar {
-  export interface IOptions {
-    serverSettings: ServerConnection.ISettings;
-    /** Auto-refresh period in ms (default 5000). */
-    refreshInterval?: number;
-  }
-}
-
-/**
- * Plain-DOM Lumino widget showing a table of recent runs.
- *
- * Test hooks (stable for browser tests):
- *   - root:        .jp-train-sidebar            [data-testid="jp-train-sidebar"]
- *   - refresh:     .jp-train-refresh            [data-testid="jp-train-refresh"]
- *   - message:     .jp-train-message            [data-testid="jp-train-message"]
- *                  (+ .jp-train-message-error on failure)
- *   - table:       .jp-train-runs-table         [data-testid="jp-train-runs-table"]
- *   - row:         tr.jp-train-run-row          [data-testid="jp-train-run-row"][data-run-id]
- */
-export class RunsSidebar extends Widget {
-  constructor(options: RunsSidebar.IOptions) {
+export class TrainSidebar extends Widget {
+  constructor(private readonly ctx: ITrainContext) {
     super();
-    this._settings = options.serverSettings;
-    this._interval = options.refreshInterval ?? REFRESH_INTERVAL_MS;
-
     this.id = SIDEBAR_ID;
     this.addClass('jp-train-sidebar');
     this.node.dataset.testid = 'jp-train-sidebar';
     this.title.icon = trainIcon;
-    this.title.caption = 'Training runs';
+    this.title.caption = 'Training: runs, compute, models';
 
-    const header = document.createElement('div');
-    header.className = 'jp-train-header';
-    const heading = document.createElement('h2');
-    heading.className = 'jp-train-heading';
-    heading.textContent = 'Training runs';
-    this._refreshButton = document.createElement('button');
-    this._refreshButton.type = 'button';
-    this._refreshButton.className = 'jp-train-refresh jp-mod-styled';
-    this._refreshButton.dataset.testid = 'jp-train-refresh';
-    this._refreshButton.textContent = 'Refresh';
-    this._refreshButton.title = 'Reload the list of runs';
-    this._refreshButton.addEventListener('click', () => void this.refresh());
-    header.append(heading, this._refreshButton);
+    this._refresh = button('↻', () => void this.refresh(), { testid: 'jp-train-refresh', title: 'Reload everything', class: 'jp-train-button jp-train-icon-button' });
+    this._compareButton = button('Compare', () => this.compareSelected(), { testid: 'jp-train-compare-button', title: 'Select two or more runs (checkboxes) to compare their metrics', disabled: true });
+    this._message = h('div', { class: 'jp-train-message', testid: 'jp-train-message', role: 'status' });
+    this._message.hidden = true;
 
-    this._message = document.createElement('div');
-    this._message.className = 'jp-train-message';
-    this._message.dataset.testid = 'jp-train-message';
-    this._message.setAttribute('role', 'status');
-
-    this._table = document.createElement('table');
-    this._table.className = 'jp-train-runs-table';
-    this._table.dataset.testid = 'jp-train-runs-table';
-    const thead = this._table.createTHead();
-    const headRow = thead.insertRow();
-    for (const label of ['Run', 'Experiment', 'Status', 'Created']) {
-      const th = document.createElement('th');
-      th.textContent = label;
-      headRow.appendChild(th);
-    }
-    this._tbody = this._table.createTBody();
-
-    this._updated = document.createElement('div');
-    this._updated.className = 'jp-train-updated';
-
-    this.node.append(header, this._message, this._table, this._updated);
-    this._setMessage('Loading runs…');
-  }
-
-  /** Runs shown by the last successful refresh. */
-  get runs(): ReadonlyArray<IRunSummary> {
-    return this._runs;
-  }
-
-  /**
-   * Fetch runs and re-render. Concurrent calls share one request.
-   */
-  refresh(): Promise<void> {
-    if (this.isDisposed) {
-      return Promise.resolve();
-    }
-    if (!this._pending) {
-      this._pending = this._doRefresh().finally(() => {
-        this._pending = null;
-      });
-    }
-    return this._pending;
-  }
-
-  /**
-   * Follow the workspace's run changes over the server's WebSocket (/train/api/events):
-   * rows update in place as runs are created or change state; polling runs only while the
-   * socket is down.
-   */
-  private _connectFeed(): void {
-    if (this.isDisposed || this._feed) {
-      return;
-    }
-    let url = URLExt.join(this._settings.wsUrl, 'train/api/events');
-    if (this._settings.token) {
-      url += `?token=${encodeURIComponent(this._settings.token)}`;
-    }
-    const WS = this._settings.WebSocket;
-    const feed = new WS(url);
-    this._feed = feed;
-    feed.onopen = () => {
-      this._feedOpen = true;
-      this.node.dataset.live = 'true';
-      this._stopTimer();
-    };
-    feed.onmessage = (event: MessageEvent) => {
-      const msg = JSON.parse(String(event.data));
-      if (msg.type === 'runs') {
-        this._runs = msg.runs as IRunSummary[];
-      } else if (msg.type === 'run') {
-        const run = msg.run as IRunSummary;
-        this._runs = [run, ...this._runs.filter(r => r.id !== run.id)]
-          .sort((a, b) => Number(b.created_at ?? 0) - Number(a.created_at ?? 0))
-          .slice(0, RUN_LIMIT);
-      } else {
-        return;
-      }
-      this._renderRuns(this._runs);
-      this._setMessage(this._runs.length ? '' : 'No runs yet.');
-      this._updated.textContent = `Live · updated ${new Date().toLocaleTimeString()}`;
-    };
-    feed.onclose = () => {
-      this._feed = null;
-      this._feedOpen = false;
-      delete this.node.dataset.live;
-      if (!this.isDisposed) {
-        if (this.isVisible) {
-          this._startTimer();
+    this._search = h('input', { type: 'search', class: 'jp-train-search', testid: 'jp-train-search', placeholder: 'Search runs: name, tag, key:value', 'aria-label': 'Search runs' });
+    this._search.addEventListener('input', () => {
+      this._filter = { ...this._filter, search: this._search.value };
+      this._scheduleRender();
+    });
+    this._experiment = h('select', { class: 'jp-train-experiment-filter', testid: 'jp-train-experiment-filter', 'aria-label': 'Experiment' });
+    this._experiment.addEventListener('change', () => {
+      this._filter = { ...this._filter, experiment: this._experiment.value };
+      this._scheduleRender();
+    });
+    const chips = h('div', { class: 'jp-train-status-filter', testid: 'jp-train-status-filter', role: 'group', 'aria-label': 'Status' });
+    for (const group of STATUS_GROUPS) {
+      const chip = h('button', { type: 'button', class: 'jp-train-chip', 'data-group': group, 'aria-pressed': 'false' }, group);
+      chip.addEventListener('click', () => {
+        const on = chip.getAttribute('aria-pressed') !== 'true';
+        chip.setAttribute('aria-pressed', String(on));
+        const statuses = new Set<StatusGroup>(this._filter.statuses);
+        if (on) {
+          statuses.add(group);
+        } else {
+          statuses.delete(group);
         }
-        window.setTimeout(() => this._connectFeed(), 2000);
-      }
-    };
+        this._filter = { ...this._filter, statuses: STATUS_GROUPS.filter(g => statuses.has(g)) };
+        this._scheduleRender();
+      });
+      chips.appendChild(chip);
+    }
+    this._runsList = h('div', { class: 'jp-train-runs', testid: 'jp-train-runs', role: 'list' });
+    this._computes = h('div', { class: 'jp-train-computes', testid: 'jp-train-computes' });
+    this._models = h('div', { class: 'jp-train-models', testid: 'jp-train-models' });
+    this._envs = h('div', { class: 'jp-train-environments', testid: 'jp-train-environments' });
+    this._updated = h('div', { class: 'jp-train-updated' });
+
+    this.node.append(
+      h('div', { class: 'jp-train-header' }, h('h2', { class: 'jp-train-heading' }, 'Training'), this._compareButton, this._refresh),
+      this._message,
+      section('Runs', 'runs', true, h('div', { class: 'jp-train-filters' }, this._search, this._experiment, chips), this._runsList),
+      section('Compute', 'compute', true, this._computes),
+      section('Models', 'models', false, this._models),
+      section('Environments', 'environments', false, this._envs),
+      this._updated
+    );
+
+    this._unsubscribe = [
+      ctx.store.subscribe(() => this._onRunsChanged()),
+      ctx.feed.onChange(() => this._onFeedChanged())
+    ];
+    this._onFeedChanged();
+  }
+
+  /** Run ids ticked for comparison, in the order they were ticked. */
+  get selected(): string[] {
+    return Array.from(this._selected);
+  }
+
+  compareSelected(): void {
+    if (this._selected.size >= 2) {
+      this.ctx.compare(this.selected);
+    }
+  }
+
+  /** Reload runs, compute, models and environments over REST. */
+  async refresh(): Promise<void> {
+    this._refresh.disabled = true;
+    try {
+      await Promise.all([
+        this.ctx.feed.refresh().catch(err => this._showError(err)),
+        this._refreshSide()
+      ]);
+    } finally {
+      this._refresh.disabled = false;
+    }
   }
 
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
-    const feed = this._feed;
-    this._feed = null;
-    feed?.close();
-    this._stopTimer();
-    this._abort?.abort();
+    this._unsubscribe.forEach(u => u());
+    window.clearInterval(this._ticker);
+    window.clearInterval(this._sideTimer);
     super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    void this.refresh();
-    this._startTimer();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._stopTimer();
   }
 
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
-    this._connectFeed();
-    if (this.isVisible) {
-      void this.refresh();
-      this._startTimer();
-    }
+    this._render();
+    this._ticker = window.setInterval(() => this._tick(), 1000);
+    this._sideTimer = window.setInterval(() => {
+      if (this.isVisible && !document.hidden) {
+        void this._refreshSide();
+      }
+    }, SIDE_REFRESH_MS);
   }
 
   protected onBeforeDetach(msg: Message): void {
-    this._stopTimer();
+    window.clearInterval(this._ticker);
+    window.clearInterval(this._sideTimer);
     super.onBeforeDetach(msg);
   }
 
-  private _startTimer(): void {
-    if (this._timer === null && !this._feedOpen) {
-      this._timer = window.setInterval(() => {
-        if (this.isVisible && !document.hidden) {
-          void this.refresh();
-        }
-      }, this._interval);
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this._refreshSide();
+    this._render();
+  }
+
+  private _onFeedChanged(): void {
+    if (this.ctx.feed.live) {
+      this.node.dataset.live = 'true';
+    } else {
+      delete this.node.dataset.live;
+    }
+    const err = this.ctx.feed.error;
+    if (err) {
+      this._showError(err);
+    } else if (this._message.classList.contains('jp-train-message-error')) {
+      this._setMessage('');
+    }
+    this._updated.textContent = this.ctx.feed.live
+      ? `Live since ${new Date().toLocaleTimeString()}`
+      : `Reconnecting… (polling every 5 s) · ${new Date().toLocaleTimeString()}`;
+  }
+
+  private _onRunsChanged(): void {
+    this._scheduleRender();
+    // Node and queue counts move when runs change state: refresh them shortly after.
+    const sig = this.ctx.store.runs.map(r => `${r.id}:${r.status}`).join();
+    if (sig !== this._statusSig) {
+      this._statusSig = sig;
+      window.clearTimeout(this._sideSoon);
+      this._sideSoon = window.setTimeout(() => void this._refreshSide(), 300);
     }
   }
 
-  private _stopTimer(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
+  private _scheduleRender(): void {
+    if (this._frame === 0) {
+      this._frame = window.requestAnimationFrame(() => {
+        this._frame = 0;
+        this._render();
+      });
     }
   }
 
-  private async _doRefresh(): Promise<void> {
-    const abort = new AbortController();
-    this._abort = abort;
-    this._refreshButton.disabled = true;
-    this.node.setAttribute('aria-busy', 'true');
-    try {
-      const runs = await fetchRuns(this._settings, RUN_LIMIT, abort.signal);
-      if (this.isDisposed) {
-        return;
-      }
-      this._runs = runs;
-      this._renderRuns(runs);
-      this._setMessage(runs.length ? '' : 'No runs yet.');
-      this._updated.textContent = `${this._feedOpen ? 'Live · updated' : 'Updated'} ${new Date().toLocaleTimeString()}`;
-    } catch (err) {
-      if (this.isDisposed || abort.signal.aborted) {
-        return;
-      }
-      const message =
-        err instanceof TrainApiError
-          ? err.message
-          : `Failed to load runs: ${(err as Error)?.message ?? err}`;
-      // Keep the last good table visible but make the failure obvious.
-      this._setMessage(message, true);
-      if (err instanceof TrainApiError) {
-        this._message.dataset.errorKind = err.kind;
-        if (err.errorCode) {
-          this._message.dataset.errorCode = err.errorCode;
-        }
-      }
-    } finally {
-      if (!this.isDisposed) {
-        this._refreshButton.disabled = false;
-        this.node.removeAttribute('aria-busy');
-      }
-      if (this._abort === abort) {
-        this._abort = null;
+  private _render(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    const runs = this.ctx.store.runs;
+    this._renderExperimentOptions(runs);
+    for (const id of Array.from(this._selected)) {
+      if (!this.ctx.store.get(id)) {
+        this._selected.delete(id);
       }
     }
+    this._updateCompareButton();
+    const groups = groupByExperiment(runs, this._filter);
+    if (!runs.length) {
+      this._runsList.replaceChildren(h('p', { class: 'jp-train-empty' },
+        'No runs yet. Submit one from a notebook (%%train, or Experiment.submit) and it appears here.'));
+      return;
+    }
+    if (!groups.length) {
+      this._runsList.replaceChildren(h('p', { class: 'jp-train-empty' }, 'No run matches the filter.'));
+      return;
+    }
+    const now = Date.now() / 1000;
+    this._runsList.replaceChildren(
+      ...groups.map(g => {
+        const collapsed = this._collapsed.has(g.experiment);
+        const head = h('button', {
+          type: 'button',
+          class: 'jp-train-group-head',
+          'aria-expanded': String(!collapsed),
+          onclick: () => {
+            if (this._collapsed.has(g.experiment)) {
+              this._collapsed.delete(g.experiment);
+            } else {
+              this._collapsed.add(g.experiment);
+            }
+            this._render();
+          }
+        },
+        h('span', { class: 'jp-train-caret' }, collapsed ? '▸' : '▾'),
+        h('span', { class: 'jp-train-group-name' }, g.experiment),
+        h('span', { class: 'jp-train-group-count' }, `${g.runs.length}${g.active ? ` · ${g.active} active` : ''}`));
+        return h('div', { class: 'jp-train-experiment-group', 'data-experiment': g.experiment, role: 'listitem' },
+          head,
+          collapsed ? null : h('div', { class: 'jp-train-group-runs' }, ...g.runs.map(r => this._row(r, now))));
+      })
+    );
+  }
+
+  private _row(run: IRun, now: number): HTMLElement {
+    const select = h('input', { type: 'checkbox', class: 'jp-train-run-select', testid: 'jp-train-run-select', title: 'Select to compare', 'aria-label': `Select ${run.id}` });
+    select.checked = this._selected.has(run.id);
+    select.addEventListener('click', ev => ev.stopPropagation());
+    select.addEventListener('change', () => {
+      if (select.checked) {
+        this._selected.add(run.id);
+      } else {
+        this._selected.delete(run.id);
+      }
+      this._updateCompareButton();
+    });
+    const name = run.tags?.display_name || shortId(run);
+    const primary = run.primary_metric;
+    const cancel = isTerminal(run.status)
+      ? null
+      : h('button', {
+          type: 'button',
+          class: 'jp-train-run-cancel',
+          testid: 'jp-train-run-cancel',
+          title: `Cancel ${run.id}`,
+          'aria-label': `Cancel ${run.id}`,
+          onclick: (ev: Event) => {
+            ev.stopPropagation();
+            this.ctx.api.cancel(run.id).then(r => this.ctx.store.upsert(r), err => notifyError(`Could not cancel ${run.id}`, err));
+          }
+        }, '■');
+    const row = h('div', {
+      class: 'jp-train-run-row',
+      testid: 'jp-train-run-row',
+      'data-run-id': run.id,
+      'data-status': run.status,
+      role: 'button',
+      tabindex: 0,
+      title: `${run.id}\n${run.status}${run.error ? `\n${run.error}` : ''}`,
+      onclick: () => this.ctx.openRun(run.id),
+      onkeydown: (ev: KeyboardEvent) => {
+        if (ev.key === 'Enter') {
+          this.ctx.openRun(run.id);
+        }
+      }
+    },
+    select,
+    statusBadge(run.status),
+    h('span', { class: 'jp-train-run-name' }, name),
+    h('span', { class: 'jp-train-run-time', title: new Date(run.created_at * 1000).toLocaleString() }, formatTime(run.created_at, true)),
+    h('span', { class: 'jp-train-run-duration', 'data-duration': run.id }, formatDuration(runDuration(run, now))),
+    h('span', { class: 'jp-train-run-metric', title: primary ? `${primary.name} (step ${primary.step ?? '—'})` : '' },
+      primary ? `${primary.name} ${formatValue(primary.value)}` : ''),
+    cancel);
+    return row;
+  }
+
+  private _tick(): void {
+    if (!this.isVisible) {
+      return;
+    }
+    const now = Date.now() / 1000;
+    for (const cell of Array.from(this._runsList.querySelectorAll<HTMLElement>('[data-duration]'))) {
+      const run = this.ctx.store.get(cell.dataset.duration ?? '');
+      if (run && !isTerminal(run.status)) {
+        cell.textContent = formatDuration(runDuration(run, now));
+      }
+    }
+  }
+
+  private _renderExperimentOptions(runs: ReadonlyArray<IRun>): void {
+    const names = experimentNames(runs);
+    const key = names.join('\n');
+    if (key === this._experimentsKey) {
+      return;
+    }
+    this._experimentsKey = key;
+    const current = this._experiment.value;
+    this._experiment.replaceChildren(
+      h('option', { value: '' }, 'All experiments'),
+      ...names.map(n => h('option', { value: n }, n))
+    );
+    this._experiment.value = names.includes(current) ? current : '';
+    if (this._experiment.value !== this._filter.experiment) {
+      this._filter = { ...this._filter, experiment: this._experiment.value };
+    }
+  }
+
+  private _updateCompareButton(): void {
+    const n = this._selected.size;
+    this._compareButton.disabled = n < 2;
+    this._compareButton.textContent = n ? `Compare (${n})` : 'Compare';
+  }
+
+  private async _refreshSide(): Promise<void> {
+    const [computes, models, envs] = await Promise.allSettled([
+      this.ctx.api.computes(),
+      this.ctx.api.models(),
+      this.ctx.api.environments()
+    ]);
+    if (this.isDisposed) {
+      return;
+    }
+    if (computes.status === 'fulfilled') {
+      this._renderComputes(computes.value);
+    }
+    if (models.status === 'fulfilled') {
+      this._renderModels(models.value);
+    }
+    if (envs.status === 'fulfilled') {
+      this._renderEnvs(envs.value);
+    }
+    const failed = [computes, models, envs].find(r => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) {
+      this._showError(failed.reason);
+    }
+  }
+
+  private _renderComputes(computes: ICompute[]): void {
+    this._computes.replaceChildren(
+      ...computes.map(c => {
+        const counts = c.node_counts ?? {};
+        const shape = c.kind === 'cluster'
+          ? `${c.vm_size ?? ''} · ${c.min_nodes ?? 0}–${c.max_nodes ?? c.nodes} nodes`
+          : `${c.cpus ?? '?'} CPUs${c.gpus ? ` · ${c.gpus} GPUs` : ''}`;
+        return h('div', { class: 'jp-train-compute', 'data-compute': c.name, 'data-state': c.state },
+          h('div', { class: 'jp-train-compute-head' },
+            h('span', { class: 'jp-train-compute-name' }, c.name),
+            h('span', { class: 'jp-train-compute-kind' }, `${c.kind} · ${shape}`)),
+          h('div', { class: 'jp-train-nodes' },
+            nodeCount('idle', counts.idle), nodeCount('busy', counts.busy), nodeCount('preparing', counts.preparing),
+            counts.unusable ? nodeCount('unusable', counts.unusable) : null),
+          c.queue.length
+            ? h('div', { class: 'jp-train-queue', 'data-queued': c.queue.length },
+                `Queued (${c.queue.length}): `,
+                ...c.queue.map((id, i) => h('a', { href: '#', class: 'jp-train-queued-run', onclick: (ev: Event) => { ev.preventDefault(); this.ctx.openRun(id); } }, `${i ? ', ' : ''}${id}`)))
+            : null);
+      })
+    );
+  }
+
+  private _renderModels(models: IModel[]): void {
+    if (!models.length) {
+      this._models.replaceChildren(h('p', { class: 'jp-train-empty' }, 'No models yet. Register one from a run’s outputs.'));
+      return;
+    }
+    const byName = new Map<string, IModel[]>();
+    for (const m of models) {
+      byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
+    }
+    this._models.replaceChildren(
+      ...Array.from(byName.entries()).sort().map(([name, versions]) =>
+        h('div', { class: 'jp-train-model', 'data-model': name },
+          h('div', { class: 'jp-train-model-name' }, name),
+          h('ul', {}, ...versions.sort((a, b) => b.version - a.version).map(v =>
+            h('li', { 'data-version': v.version },
+              `v${v.version} `,
+              v.run_id
+                ? h('a', { href: '#', title: `from ${v.source_path ?? ''} of ${v.run_id}`, onclick: (ev: Event) => { ev.preventDefault(); this.ctx.openRun(v.run_id!); } }, `from ${v.run_id}`)
+                : h('span', {}, v.source_path ?? v.path),
+              h('span', { class: 'jp-train-run-time' }, ` · ${formatTime(v.created_at)}`))))))
+    );
+  }
+
+  private _renderEnvs(envs: IEnvironment[]): void {
+    this._envs.replaceChildren(
+      ...envs.map(e =>
+        h('div', { class: 'jp-train-env', 'data-env': e.name },
+          h('span', { class: 'jp-train-env-name' }, `${e.name}${e.version ? ` v${e.version}` : ''}`),
+          h('span', { class: `jp-train-env-state jp-train-env-${(e.build_state ?? 'unknown').replace(/\s+/g, '-')}` }, e.build_state ?? '')))
+    );
+  }
+
+  private _showError(err: unknown): void {
+    const text = typeof err === 'string' ? err : String((err as Error)?.message ?? err);
+    if (text !== this._lastError) {
+      this._lastError = text;
+      notifyError('jupyter-train', text);
+    }
+    this._setMessage(text, true);
   }
 
   private _setMessage(text: string, isError = false): void {
+    if (!isError) {
+      this._lastError = '';
+    }
     this._message.textContent = text;
     this._message.hidden = text === '';
     this._message.classList.toggle('jp-train-message-error', isError);
-    if (isError) {
-      this._message.setAttribute('role', 'alert');
-    } else {
-      this._message.setAttribute('role', 'status');
-      delete this._message.dataset.errorKind;
-      delete this._message.dataset.errorCode;
-    }
+    this._message.setAttribute('role', isError ? 'alert' : 'status');
   }
 
-  private _renderRuns(runs: IRunSummary[]): void {
-    const rows = runs.map(run => {
-      const tr = document.createElement('tr');
-      tr.className = 'jp-train-run-row';
-      tr.dataset.testid = 'jp-train-run-row';
-      tr.dataset.runId = String(run.id);
-      tr.dataset.status = String(run.status ?? '');
-
-      const id = tr.insertCell();
-      id.className = 'jp-train-run-id';
-      id.textContent = String(run.id);
-      id.title = String(run.id);
-
-      const experiment = tr.insertCell();
-      experiment.className = 'jp-train-run-experiment';
-      experiment.textContent = String(run.experiment ?? '');
-
-      const status = tr.insertCell();
-      const statusText = String(run.status ?? 'unknown');
-      status.className = `jp-train-run-status jp-train-status-${statusText
-        .toLowerCase()
-        .replace(/[^a-z0-9_-]/g, '')}`;
-      status.textContent = statusText;
-
-      const created = tr.insertCell();
-      created.className = 'jp-train-run-created';
-      const date =
-        typeof run.created_at === 'number' && isFinite(run.created_at)
-          ? new Date(run.created_at * 1000)
-          : null;
-      created.textContent = date ? date.toLocaleString() : '';
-      created.title = date ? date.toISOString() : '';
-      return tr;
-    });
-    this._tbody.replaceChildren(...rows);
-    this._table.hidden = runs.length === 0;
-  }
-
-  private _settings: ServerConnection.ISettings;
-  private _feed: WebSocket | null = null;
-  private _feedOpen = false;
-  private _interval: number;
-  private _timer: number | null = null;
-  private _pending: Promise<void> | null = null;
-  private _abort: AbortController | null = null;
-  private _runs: IRunSummary[] = [];
-  private _refreshButton: HTMLButtonElement;
+  private _filter: IRunFilter = { statuses: [], experiment: '', search: '' };
+  private _selected = new Set<string>();
+  private _collapsed = new Set<string>();
+  private _experimentsKey = '';
+  private _statusSig = '';
+  private _lastError = '';
+  private _frame = 0;
+  private _ticker = 0;
+  private _sideTimer = 0;
+  private _sideSoon = 0;
+  private _unsubscribe: Array<() => void>;
+  private _refresh: HTMLButtonElement;
+  private _compareButton: HTMLButtonElement;
   private _message: HTMLDivElement;
-  private _table: HTMLTableElement;
-  private _tbody: HTMLTableSectionElement;
+  private _search: HTMLInputElement;
+  private _experiment: HTMLSelectElement;
+  private _runsList: HTMLDivElement;
+  private _computes: HTMLDivElement;
+  private _models: HTMLDivElement;
+  private _envs: HTMLDivElement;
   private _updated: HTMLDivElement;
+}
+
+function section(title: string, key: string, open: boolean, ...body: HTMLElement[]): HTMLElement {
+  return h('details', { class: 'jp-train-section', 'data-section': key, open },
+    h('summary', { class: 'jp-train-section-title' }, title), ...body);
+}
+
+function nodeCount(kind: string, n: number | undefined): HTMLElement {
+  return h('span', { class: `jp-train-node-count jp-train-node-${kind}`, 'data-kind': kind, 'data-count': n ?? 0 }, `${n ?? 0} ${kind}`);
+}
+
+/** The id without its experiment prefix ("exp_1700000000_ab12cd34" -> "1700000000_ab12cd34"). */
+function shortId(run: IRun): string {
+  return run.id.startsWith(`${run.experiment}_`) ? run.id.slice(run.experiment.length + 1) : run.id;
 }

@@ -60,8 +60,13 @@ def start_lab(tmp_path, cells, kernel_workspace=None):
     (root / "e2e.ipynb").write_text(json.dumps(nb))
     ws = tmp_path / "workspace"
     token = secrets.token_hex(16)
+    # No "get notified about Jupyter news?" toast over the page (it would hide our notifications).
+    settings = tmp_path / "lsettings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     env = dict(os.environ, JUPYTER_TRAIN_WORKSPACE=str(kernel_workspace or ws), JUPYTER_TOKEN=token,
-               JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lws"))
+               JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lws"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lsettings"))
     argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--port=0", "--ip=127.0.0.1",
             f"--ServerApp.root_dir={root}", f"--TrainApp.workspace_dir={ws}"]
     if os.geteuid() == 0:

@@ -1,0 +1,101 @@
+/** Tiny DOM helpers shared by the panel's plain-DOM widgets. */
+
+export type Child = Node | string | null | undefined | false;
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number | boolean | undefined | ((ev: any) => void)> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === false) {
+      continue;
+    }
+    if (typeof v === 'function') {
+      node.addEventListener(k.replace(/^on/, '').toLowerCase(), v);
+    } else if (k === 'class') {
+      node.className = String(v);
+    } else if (k === 'testid') {
+      node.dataset.testid = String(v);
+    } else if (k.startsWith('data-')) {
+      node.setAttribute(k, String(v));
+    } else if (v === true) {
+      node.setAttribute(k, '');
+    } else {
+      node.setAttribute(k, String(v));
+    }
+  }
+  append(node, ...children);
+  return node;
+}
+
+export function append(node: Element, ...children: Child[]): void {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) {
+      continue;
+    }
+    node.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+  }
+}
+
+export function button(
+  label: string,
+  onClick: () => void,
+  attrs: Record<string, string | number | boolean | undefined> = {}
+): HTMLButtonElement {
+  return h('button', { type: 'button', class: 'jp-train-button jp-mod-styled', onclick: onClick, ...attrs }, label);
+}
+
+/** A status badge: data-status and a class per status, for colour and tests. */
+export function statusBadge(status: string): HTMLSpanElement {
+  return h(
+    'span',
+    {
+      class: `jp-train-status jp-train-status-${status.toLowerCase()}`,
+      'data-status': status,
+      title: status
+    },
+    h('span', { class: 'jp-train-status-dot', 'aria-hidden': 'true' }),
+    status
+  );
+}
+
+/** Local date-time of epoch seconds, '' for none. */
+export function formatTime(ts: number | null | undefined, short = false): string {
+  if (ts === null || ts === undefined || !isFinite(ts)) {
+    return '';
+  }
+  const d = new Date(ts * 1000);
+  const today = d.toDateString() === new Date().toDateString();
+  if (short) {
+    return today
+      ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+      : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+  }
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+/** Save a blob as a file through the browser. */
+export function saveBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: filename, style: 'display:none' });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+export function formatBytes(n: number | undefined): string {
+  if (n === undefined || n === null) {
+    return '';
+  }
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+}

@@ -1,0 +1,543 @@
+/**
+ * A run in the main area: overview (spec, arguments, environment, compute, time per phase),
+ * logs (per rank, follow, search, download), metrics (charts), outputs (download, open in the
+ * file browser, register as a model) and actions (cancel, resubmit, register, copy SDK code).
+ * Follows the run live over its WebSocket (/train/api/runs/{id}/stream), resuming where it
+ * left off after a drop.
+ */
+
+import { Clipboard, InputDialog } from '@jupyterlab/apputils';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { IInfo } from './api';
+import { escapeHtml, renderChart } from './chart';
+import { ITrainContext, notifyError, notifySuccess } from './context';
+import { append, button, formatBytes, formatTime, h, saveBlob, statusBadge } from './dom';
+import {
+  formatDuration,
+  formatValue,
+  IRun,
+  isTerminal,
+  LogBuffer,
+  MetricHistory,
+  phaseSpans,
+  runDuration,
+  sdkCode,
+  searchLines,
+  sortLogNames
+} from './model';
+import { trainIcon } from './icons';
+
+export type RunTab = 'overview' | 'logs' | 'metrics' | 'outputs';
+const TABS: ReadonlyArray<[RunTab, string]> = [
+  ['overview', 'Overview'],
+  ['logs', 'Logs'],
+  ['metrics', 'Metrics'],
+  ['outputs', 'Outputs']
+];
+
+/** Lines drawn at most in the log view (the download has every line). */
+const MAX_LOG_LINES = 20000;
+
+export class RunView extends Widget {
+  constructor(
+    readonly runId: string,
+    private readonly ctx: ITrainContext
+  ) {
+    super();
+    this.id = `jupyter-train-run-${runId}`;
+    this.addClass('jp-train-runview');
+    this.node.dataset.testid = 'jp-train-runview';
+    this.node.dataset.runId = runId;
+    this.title.label = runId;
+    this.title.caption = `Run ${runId}`;
+    this.title.icon = trainIcon;
+    this.title.closable = true;
+
+    this._header = h('div', { class: 'jp-train-runview-header' });
+    this._actions = h('div', { class: 'jp-train-actions' });
+    this._cancel = button('Cancel', () => void this.cancel(), { testid: 'jp-train-cancel', title: 'Stop this run (its whole process tree)' });
+    this._resubmit = button('Resubmit', () => void this.resubmit(), { testid: 'jp-train-resubmit', title: 'Run the same spec again' });
+    this._register = button('Register model…', () => void this.registerModel(), { testid: 'jp-train-register', title: 'Register one of its outputs as a model' });
+    const copy = button('Copy SDK code', () => this.copyCode(), { testid: 'jp-train-copy-code', title: 'Python that submits this run again' });
+    this._actions.append(this._cancel, this._resubmit, this._register, copy);
+
+    const nav = h('div', { class: 'jp-train-tabs', role: 'tablist' });
+    for (const [tab, label] of TABS) {
+      const b = h('button', {
+        type: 'button',
+        class: 'jp-train-tab',
+        role: 'tab',
+        'data-tab': tab,
+        testid: `jp-train-tab-${tab}`,
+        onclick: () => this.showTab(tab)
+      }, label);
+      nav.appendChild(b);
+      this._tabButtons.set(tab, b);
+      const panel = h('section', { class: 'jp-train-tabpanel', 'data-panel': tab, role: 'tabpanel' });
+      panel.hidden = true;
+      this._panels.set(tab, panel);
+    }
+
+    // Logs panel
+    this._logSelect = h('select', { class: 'jp-train-log-select', testid: 'jp-train-log-select', title: 'Log file' });
+    this._logSelect.addEventListener('change', () => this._renderLog(true));
+    this._logSearch = h('input', { type: 'search', class: 'jp-train-log-search', testid: 'jp-train-log-search', placeholder: 'Search the log' });
+    this._logSearch.addEventListener('input', () => this._renderLog(true));
+    this._follow = h('input', { type: 'checkbox', testid: 'jp-train-log-follow', checked: true });
+    this._logCount = h('span', { class: 'jp-train-log-count' });
+    this._logPre = h('pre', { class: 'jp-train-log', testid: 'jp-train-log' });
+    this._logPre.addEventListener('scroll', () => {
+      const atEnd = this._logPre.scrollTop + this._logPre.clientHeight >= this._logPre.scrollHeight - 4;
+      if (!atEnd && this._follow.checked && !this._autoScrolling) {
+        this._follow.checked = false;
+      }
+    });
+    this._panels.get('logs')!.append(
+      h('div', { class: 'jp-train-log-toolbar' },
+        this._logSelect,
+        this._logSearch,
+        h('label', { class: 'jp-train-follow' }, this._follow, ' Follow'),
+        button('Download', () => void this.downloadLog(), { testid: 'jp-train-log-download' }),
+        this._logCount),
+      this._logPre
+    );
+
+    this._metricsTable = h('table', { class: 'jp-train-kv jp-train-metrics-table', testid: 'jp-train-metrics-table' });
+    this._charts = h('div', { class: 'jp-train-charts', testid: 'jp-train-charts' });
+    this._panels.get('metrics')!.append(this._metricsTable, this._charts);
+
+    this._outputs = h('div', { class: 'jp-train-outputs', testid: 'jp-train-outputs' });
+    this._panels.get('outputs')!.append(this._outputs);
+
+    const body = h('div', { class: 'jp-train-runview-body' }, ...Array.from(this._panels.values()));
+    this.node.append(this._header, this._actions, nav, body);
+    this.showTab('overview');
+  }
+
+  get run(): IRun | null {
+    return this._run;
+  }
+
+  showTab(tab: RunTab): void {
+    this._tab = tab;
+    for (const [t, panel] of this._panels) {
+      panel.hidden = t !== tab;
+      this._tabButtons.get(t)!.setAttribute('aria-selected', String(t === tab));
+      this._tabButtons.get(t)!.classList.toggle('jp-mod-current', t === tab);
+    }
+    this.node.dataset.tab = tab;
+    if (tab === 'metrics') {
+      this._renderMetrics();
+    } else if (tab === 'logs') {
+      this._renderLog(true);
+    } else if (tab === 'outputs') {
+      void this._loadOutputs();
+    }
+  }
+
+  async cancel(): Promise<void> {
+    try {
+      this._setRun(await this.ctx.api.cancel(this.runId));
+    } catch (err) {
+      notifyError(`Could not cancel ${this.runId}`, err);
+    }
+  }
+
+  async resubmit(): Promise<void> {
+    try {
+      const run = await this.ctx.api.resubmit(this.runId);
+      notifySuccess(`Resubmitted as ${run.id}`);
+      this.ctx.openRun(run.id);
+    } catch (err) {
+      notifyError(`Could not resubmit ${this.runId}`, err);
+    }
+  }
+
+  async registerModel(path?: string): Promise<void> {
+    try {
+      const outputs = (await this.ctx.api.files(this.runId)).filter(f => f.startsWith('outputs/'));
+      if (!path) {
+        const choices = Array.from(new Set(['outputs', ...outputs]));
+        if (outputs.length === 0) {
+          notifyError(`Nothing to register from ${this.runId}`, 'the run has no files under outputs/ yet');
+          return;
+        }
+        const picked = await InputDialog.getItem({
+          title: 'Register a model from',
+          items: choices,
+          current: choices.find(c => /\.(pt|pth|onnx|pkl|bin|safetensors)$/.test(c)) ?? choices[0]
+        });
+        if (!picked.button.accept || !picked.value) {
+          return;
+        }
+        path = picked.value;
+      }
+      const named = await InputDialog.getText({
+        title: `Model name for ${path}`,
+        text: (this._run?.experiment ?? 'model').replace(/[^A-Za-z0-9_.-]/g, '-')
+      });
+      if (!named.button.accept || !named.value) {
+        return;
+      }
+      const model = await this.ctx.api.registerModel({ name: named.value, run_id: this.runId, path });
+      notifySuccess(`Registered ${model.name} version ${model.version}`);
+      void this.ctx.commands.execute('jupyter-train:refresh');
+    } catch (err) {
+      notifyError('Could not register the model', err);
+    }
+  }
+
+  copyCode(): void {
+    if (!this._run) {
+      return;
+    }
+    Clipboard.copyToSystem(sdkCode(this._run, this._info?.workspace));
+    notifySuccess('Copied the SDK code that reproduces this run');
+  }
+
+  async downloadLog(): Promise<void> {
+    const name = this._logSelect.value;
+    if (!name) {
+      return;
+    }
+    await this.download(`logs/${name}`);
+  }
+
+  async download(name: string): Promise<void> {
+    try {
+      const resp = await this.ctx.api.fetch('GET', ['runs', this.runId, 'files', name]);
+      saveBlob(await resp.blob(), `${this.runId}-${name.split('/').pop()}`);
+    } catch (err) {
+      notifyError(`Could not download ${name}`, err);
+    }
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._closed = true;
+    this._socket?.close();
+    window.clearInterval(this._ticker);
+    super.dispose();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (!this._started) {
+      this._started = true;
+      void this._start();
+    }
+  }
+
+  private async _start(): Promise<void> {
+    try {
+      this._info = await this.ctx.info().catch(() => null);
+      this._setRun(await this.ctx.api.run(this.runId));
+      for (const log of await this.ctx.api.logs(this.runId)) {
+        this._logBuffer(log.name);
+      }
+      this._updateLogSelect();
+    } catch (err) {
+      this._header.replaceChildren(h('div', { class: 'jp-train-message jp-train-message-error', role: 'alert' },
+        err instanceof Error ? err.message : String(err)));
+      notifyError(`Could not open run ${this.runId}`, err);
+      return;
+    }
+    this._ticker = window.setInterval(() => {
+      if (this._run && !isTerminal(this._run.status) && this.isVisible) {
+        this._renderHeader();
+      }
+    }, 1000);
+    this._connect();
+  }
+
+  private _connect(): void {
+    if (this._closed) {
+      return;
+    }
+    const logs = Array.from(this._logs.entries()).map(([n, b]) => `${n}:${b.offset}`).join(',');
+    const query: Record<string, string | number> = { cursor: this._metrics.cursor };
+    if (logs) {
+      query.logs = logs;
+    }
+    const socket = new this.ctx.api.settings.WebSocket(this.ctx.api.wsUrl(`runs/${encodeURIComponent(this.runId)}/stream`, query));
+    this._socket = socket;
+    let ended = false;
+    socket.onmessage = (event: MessageEvent) => {
+      const msg = JSON.parse(String(event.data));
+      if (msg.type === 'status') {
+        this._setRun(msg.run);
+      } else if (msg.type === 'log') {
+        this._onLog(msg.name, msg.text, msg.next_offset);
+      } else if (msg.type === 'metrics') {
+        if (this._metrics.add(msg.items ?? [], msg.cursor)) {
+          this._scheduleMetrics();
+        }
+      } else if (msg.type === 'end') {
+        ended = true;
+        void this.ctx.api.run(this.runId).then(run => this._setRun(run)).catch(() => undefined);
+      }
+    };
+    socket.onclose = () => {
+      this._socket = null;
+      this.node.dataset.live = 'false';
+      if (!ended && !this._closed) {
+        window.setTimeout(() => this._connect(), 1500);
+      }
+    };
+    socket.onopen = () => {
+      this.node.dataset.live = 'true';
+    };
+  }
+
+  private _logBuffer(name: string): LogBuffer {
+    let buf = this._logs.get(name);
+    if (!buf) {
+      buf = new LogBuffer(MAX_LOG_LINES);
+      this._logs.set(name, buf);
+      this._updateLogSelect();
+    }
+    return buf;
+  }
+
+  private _onLog(name: string, text: string, nextOffset: number): void {
+    const buf = this._logBuffer(name);
+    const lines = buf.append(text, nextOffset);
+    if (name === this._logSelect.value && this._tab === 'logs') {
+      if (this._logSearch.value || buf.dropped) {
+        this._renderLog(false);
+      } else if (lines.length) {
+        this._logPre.appendChild(document.createTextNode(lines.join('\n') + '\n'));
+        this._updateLogCount();
+        this._scrollLog();
+      }
+    }
+  }
+
+  private _updateLogSelect(): void {
+    const names = sortLogNames(Array.from(this._logs.keys()));
+    const current = this._logSelect.value;
+    if (names.join('\n') === Array.from(this._logSelect.options).map(o => o.value).join('\n')) {
+      return;
+    }
+    this._logSelect.replaceChildren(...names.map(n => h('option', { value: n }, n)));
+    const preferred = current || (names.includes('rank_0.txt') ? 'rank_0.txt' : names[0]);
+    if (preferred) {
+      this._logSelect.value = preferred;
+    }
+    if (!current && this._tab === 'logs') {
+      this._renderLog(true);
+    }
+  }
+
+  private _renderLog(reset: boolean): void {
+    const buf = this._logs.get(this._logSelect.value);
+    if (!buf) {
+      this._logPre.textContent = this._logs.size ? '' : 'No logs yet.';
+      return;
+    }
+    const query = this._logSearch.value;
+    const lines = buf.lines;
+    if (query) {
+      const hits = searchLines(lines, query);
+      const re = new RegExp(query.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi');
+      this._logPre.innerHTML = hits
+        .map(i => escapeHtml(lines[i]).replace(re, m => `<mark>${m}</mark>`))
+        .join('\n');
+      this._logCount.textContent = `${hits.length} of ${lines.length} lines match`;
+    } else {
+      const head = buf.dropped ? `… ${buf.dropped} earlier lines: download the log for them\n` : '';
+      this._logPre.textContent = head + lines.join('\n') + (lines.length ? '\n' : '');
+      this._updateLogCount();
+    }
+    if (reset || this._follow.checked) {
+      this._scrollLog();
+    }
+  }
+
+  private _updateLogCount(): void {
+    const buf = this._logs.get(this._logSelect.value);
+    this._logCount.textContent = buf ? `${buf.lines.length + buf.dropped} lines` : '';
+  }
+
+  private _scrollLog(): void {
+    if (this._follow.checked) {
+      this._autoScrolling = true;
+      this._logPre.scrollTop = this._logPre.scrollHeight;
+      window.requestAnimationFrame(() => (this._autoScrolling = false));
+    }
+  }
+
+  private _scheduleMetrics(): void {
+    if (this._metricsTimer === null) {
+      this._metricsTimer = window.setTimeout(() => {
+        this._metricsTimer = null;
+        if (this._tab === 'metrics') {
+          this._renderMetrics();
+        }
+        this._renderHeader();
+      }, 300);
+    }
+  }
+
+  private _renderMetrics(): void {
+    const latest = this._metrics.latest();
+    this._metricsTable.replaceChildren(
+      h('tr', {}, h('th', {}, 'Metric'), h('th', {}, 'Latest'), h('th', {}, 'Step')),
+      ...latest.map(m => h('tr', { 'data-metric': m.name }, h('td', {}, m.name), h('td', {}, formatValue(m.value)), h('td', {}, m.step === null ? '' : String(m.step))))
+    );
+    this._metricsTable.hidden = latest.length === 0;
+    const names = this._metrics.chartable;
+    if (!names.length) {
+      this._charts.replaceChildren(h('p', { class: 'jp-train-message' },
+        latest.length ? 'Charts appear when a metric has two or more numeric points.' : 'No metrics logged yet. Log them with Run.get_context().log(name, value).'));
+      return;
+    }
+    this._charts.replaceChildren(
+      ...names.map(name => {
+        const ranks = this._metrics.ranks(name);
+        return renderChart(ranks.map(r => this._metrics.series(name, r, ranks.length > 1 ? `rank ${r}` : name)), { title: name, xLabel: 'step' });
+      })
+    );
+  }
+
+  private async _loadOutputs(): Promise<void> {
+    let files: string[];
+    try {
+      files = await this.ctx.api.files(this.runId);
+    } catch (err) {
+      this._outputs.replaceChildren(h('p', { class: 'jp-train-message jp-train-message-error' }, String((err as Error).message)));
+      return;
+    }
+    const outputs = files.filter(f => f.startsWith('outputs/'));
+    const base = this._info?.contents_path ? `${this._info.contents_path}/runs/${this.runId}` : null;
+    const rows = outputs.map(f =>
+      h('tr', { class: 'jp-train-output', 'data-file': f },
+        h('td', { class: 'jp-train-output-name' }, f.slice('outputs/'.length)),
+        h('td', {},
+          button('Download', () => void this.download(f), { testid: 'jp-train-output-download' }),
+          button('Register as model', () => void this.registerModel(f)),
+          base ? button('Open', () => void this.ctx.commands.execute('docmanager:open', { path: `${base}/${f}` })) : null))
+    );
+    const browse = base
+      ? button('Show in file browser', () => void this.ctx.commands.execute('filebrowser:go-to-path', { path: `${base}/outputs/` }), { testid: 'jp-train-show-outputs' })
+      : h('span', { class: 'jp-train-hint', title: 'The workspace is outside the Jupyter root folder (or hidden), so the file browser cannot show it; download the files instead.' },
+          `Files live in ${this._run?.run_dir ?? 'the run folder'}/outputs`);
+    this._outputs.replaceChildren(
+      h('div', { class: 'jp-train-log-toolbar' }, browse, button('Refresh', () => void this._loadOutputs())),
+      outputs.length
+        ? h('table', { class: 'jp-train-kv' }, ...rows)
+        : h('p', { class: 'jp-train-message' }, isTerminal(this._run?.status ?? '') ? 'This run wrote nothing under outputs/.' : 'Files written under outputs/ appear here when the run ends.'),
+      h('h3', {}, 'Logs'),
+      h('ul', { class: 'jp-train-files' }, ...files.filter(f => f.startsWith('logs/')).map(f =>
+        h('li', {}, h('a', { href: '#', onclick: (ev: Event) => { ev.preventDefault(); void this.download(f); } }, f))))
+    );
+  }
+
+  private _setRun(run: IRun): void {
+    const was = this._run?.status;
+    this._run = run;
+    this.node.dataset.status = run.status;
+    this.title.label = run.tags?.display_name || run.id;
+    this._cancel.disabled = isTerminal(run.status);
+    this._renderHeader();
+    this._renderOverview();
+    if (was !== run.status && isTerminal(run.status) && this._tab === 'outputs') {
+      void this._loadOutputs();
+    }
+  }
+
+  private _renderHeader(): void {
+    const run = this._run;
+    if (!run) {
+      return;
+    }
+    const now = Date.now() / 1000;
+    const primary = run.primary_metric;
+    this._header.replaceChildren();
+    append(
+      this._header,
+      h('h2', { class: 'jp-train-runview-title' }, run.tags?.display_name || run.id),
+      statusBadge(run.status),
+      h('span', { class: 'jp-train-meta' }, `${run.experiment} · ${run.compute_target ?? ''} · ${formatDuration(runDuration(run, now))}`),
+      primary ? h('span', { class: 'jp-train-meta', testid: 'jp-train-primary-metric' }, `${primary.name} ${formatValue(this._metrics.latest().find(m => m.name === primary.name)?.value ?? primary.value)}`) : null,
+      run.queue_position ? h('span', { class: 'jp-train-meta' }, `#${run.queue_position} in the queue`) : null,
+      run.error ? h('div', { class: 'jp-train-message jp-train-message-error', role: 'alert' }, run.error) : null
+    );
+  }
+
+  private _renderOverview(): void {
+    const run = this._run;
+    if (!run) {
+      return;
+    }
+    const now = Date.now() / 1000;
+    const props = run.properties ?? {};
+    const env = props.environment as { name: string; version?: number } | undefined;
+    const dist = props.distributed as { kind: string; nodes: number; procs_per_node: number; backend?: string } | undefined;
+    const kv: Array<[string, string | Node]> = [
+      ['Run', run.id],
+      ['Experiment', run.experiment],
+      ['Status', statusBadge(run.status)],
+      ['Script', run.script ?? ''],
+      ['Arguments', (run.arguments ?? []).join(' ') || '—'],
+      ['Compute', run.compute_target ?? ''],
+      ['Environment', env ? `${env.name}${env.version ? ` v${env.version}` : ''}` : 'the server’s Python'],
+      ['Distributed', dist ? `${dist.kind} · ${dist.nodes} node(s) × ${dist.procs_per_node} process(es)${dist.backend ? ` · ${dist.backend}` : ''}` : 'no (one process)'],
+      ['Source', props.source_directory ?? (props.extra_files ? 'a notebook cell' : '')],
+      ['Snapshot', run.snapshot_id ? `${run.snapshot_id.slice(0, 12)} · ${props.snapshot_files ?? '?'} files · ${formatBytes(props.snapshot_bytes)}` : ''],
+      ['Tags', Object.entries(run.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '—'],
+      ['Created', formatTime(run.created_at)],
+      ['Started', formatTime(run.started_at)],
+      ['Ended', formatTime(run.ended_at)],
+      ['Duration', formatDuration(runDuration(run, now))],
+      ['Run folder', run.run_dir ?? '']
+    ];
+    const spans = phaseSpans(run, now);
+    const total = spans.reduce((s, p) => s + p.seconds, 0) || 1;
+    const panel = this._panels.get('overview')!;
+    panel.replaceChildren(
+      h('table', { class: 'jp-train-kv', testid: 'jp-train-overview' },
+        ...kv.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v)))),
+      h('h3', {}, 'Time per phase'),
+      h('table', { class: 'jp-train-kv jp-train-phases', testid: 'jp-train-phases' },
+        ...spans.map(p => h('tr', { 'data-phase': p.state },
+          h('th', {}, p.state),
+          h('td', {}, formatDuration(p.seconds)),
+          h('td', { class: 'jp-train-phase-bar-cell' }, h('span', { class: 'jp-train-phase-bar', style: `width:${Math.max(1, (100 * p.seconds) / total).toFixed(1)}%` })),
+          h('td', { class: 'jp-train-phase-msg' }, p.message ?? '')))),
+      h('h3', {}, 'SDK code'),
+      h('pre', { class: 'jp-train-code', testid: 'jp-train-sdk-code' }, sdkCode(run, this._info?.workspace))
+    );
+  }
+
+  private _run: IRun | null = null;
+  private _info: IInfo | null = null;
+  private _tab: RunTab = 'overview';
+  private _started = false;
+  private _closed = false;
+  private _socket: WebSocket | null = null;
+  private _ticker = 0;
+  private _metrics = new MetricHistory();
+  private _metricsTimer: number | null = null;
+  private _logs = new Map<string, LogBuffer>();
+  private _autoScrolling = false;
+  private _header: HTMLDivElement;
+  private _actions: HTMLDivElement;
+  private _cancel: HTMLButtonElement;
+  private _resubmit: HTMLButtonElement;
+  private _register: HTMLButtonElement;
+  private _tabButtons = new Map<RunTab, HTMLButtonElement>();
+  private _panels = new Map<RunTab, HTMLElement>();
+  private _logSelect: HTMLSelectElement;
+  private _logSearch: HTMLInputElement;
+  private _follow: HTMLInputElement;
+  private _logCount: HTMLSpanElement;
+  private _logPre: HTMLPreElement;
+  private _metricsTable: HTMLTableElement;
+  private _charts: HTMLDivElement;
+  private _outputs: HTMLDivElement;
+}
