@@ -101,6 +101,10 @@ def test_panel_lists_live_opens_logs_and_charts_cancels_and_compares(tmp_path, b
         page.wait_for_function("el => el.querySelectorAll('mark').length === 3",  # line 1, 10, 11
                                arg=log.element_handle(), timeout=5_000)
         page.screenshot(path=str(out / "run-logs.png"))
+        with page.expect_download() as download:
+            view.locator("[data-testid=jp-train-log-download]").click()
+        text = open(download.value.path()).read()
+        assert text.splitlines()[-2:] == ["line 11", "done"]
         view.locator("[data-testid=jp-train-tab-metrics]").click()
         chart = view.locator("[data-testid=jp-train-chart][data-metric=loss]")
         chart.wait_for(timeout=10_000)
@@ -164,6 +168,22 @@ def test_panel_filters_resubmits_registers_and_reports_errors(tmp_path, browser_
         compute = page.locator("[data-testid=jp-train-computes] [data-compute=local]")
         compute.wait_for(timeout=10_000)
         assert compute.locator("[data-kind=idle]").get_attribute("data-count") == "1"
+        # A one-node cluster running one run with another waiting: busy 1, queue 1.
+        lab.call("POST", "computes", {"name": "tiny", "vm_size": "cpu:1", "min_nodes": 0, "max_nodes": 1},
+                 expect=201)
+        held = lab.submit("linger.py", experiment="queue", compute_target="tiny")
+        waiting = lab.submit("linger.py", experiment="queue", compute_target="tiny")
+        tiny = page.locator("[data-testid=jp-train-computes] [data-compute=tiny]")
+        tiny.wait_for(timeout=10_000)
+        page.wait_for_function(
+            "el => el.querySelector('[data-kind=busy]')?.dataset.count === '1'"
+            " && el.querySelector('[data-queued]')?.dataset.queued === '1'",
+            arg=tiny.element_handle(), timeout=30_000)
+        assert waiting["id"] in tiny.locator(".jp-train-queue").inner_text()
+        page.screenshot(path=str(out / "panel-compute.png"))
+        for run in (waiting, held):
+            lab.call("POST", f"runs/{run['id']}/cancel")
+            lab.wait_status(run["id"], ("Canceled",), timeout=30)
 
         # Resubmit from the run view: a new run with the same spec, opened in its own tab.
         lab.row(a["id"]).locator(".jp-train-run-name").click()
@@ -171,7 +191,7 @@ def test_panel_filters_resubmits_registers_and_reports_errors(tmp_path, browser_
         view.locator("[data-testid=jp-train-overview]").wait_for(timeout=10_000)
         view.locator("[data-testid=jp-train-resubmit]").click()
         page.wait_for_function(
-            "document.querySelectorAll('[data-testid=jp-train-run-row]').length === 3", timeout=10_000)
+            "document.querySelectorAll('[data-testid=jp-train-run-row]').length === 5", timeout=10_000)
         runs = lab.call("GET", "runs?experiment=alpha")["runs"]
         again = next(r for r in runs if r["id"] != a["id"])
         assert again["tags"]["resubmit_of"] == a["id"] and again["arguments"] == a["arguments"]
