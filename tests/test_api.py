@@ -219,9 +219,11 @@ async def test_websocket_streams_status_logs_metrics_and_resumes(jp_ws_fetch, ap
 
     run = await api.submit("count.py", ["--n", 6, "--sleep", 0.05])
     ws = await jp_ws_fetch("train", "api", "runs", run["id"], "stream")
-    text, metrics, statuses = "", [], []
+    text, metrics, statuses, after_final = "", [], [], []
     while True:
         msg = json.loads(await ws.read_message())
+        if statuses and statuses[-1] == "Completed":
+            after_final.append(msg["type"])
         if msg["type"] == "status":
             statuses.append(msg["run"]["status"])
         elif msg["type"] == "log" and msg["name"] == "rank_0.txt":
@@ -236,6 +238,7 @@ async def test_websocket_streams_status_logs_metrics_and_resumes(jp_ws_fetch, ap
     assert text.splitlines() == [f"line {i}" for i in range(6)] + ["done"]
     assert [m["value"] for m in metrics if m["name"] == "loss"] == [1 / (i + 1) for i in range(6)]
     assert statuses[-1] == "Completed" and "Running" in statuses
+    assert after_final == ["end"]  # the final status comes after every log line and point
     # resume: from a log offset and a metric cursor, only what came after is sent
     cut = len("line 0\nline 1\n")
     ws = await jp_ws_fetch("train", "api", "runs", run["id"], "stream",

@@ -81,26 +81,29 @@ class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
         await self.write_message(json.dumps(msg, allow_nan=False))
 
     async def pump(self):
+        """Logs and metrics as they come; a final status only once everything before it has
+        been ingested and sent, so a client that sees Completed already has the last points."""
         last = None
         try:
             while True:
                 self.wake.clear()
+                # read before the logs and metrics: if the tailer was done then, they are complete
+                caught_up = self.run_id not in self.manager.tailer.active
                 run = self.manager.get_run(self.run_id)
-                sent = False
-                if (run["status"], len(run["phases"])) != last:
+                terminal = run["status"] in TERMINAL_STATES
+                sent = await self.send_logs(terminal)
+                sent |= await self.send_metrics()
+                if (run["status"], len(run["phases"])) != last and (caught_up or not terminal):
                     last = (run["status"], len(run["phases"]))
                     await self.send({"type": "status", "run": run})
                     sent = True
-                sent |= await self.send_logs(run["status"] in TERMINAL_STATES)
-                sent |= await self.send_metrics()
-                caught_up = self.run_id not in self.manager.tailer.active
-                if run["status"] in TERMINAL_STATES and caught_up and not sent:
+                if terminal and caught_up and not sent:
                     await self.send({"type": "end", "status": run["status"]})
                     self.close()
                     return
                 if not sent:
                     try:
-                        await asyncio.wait_for(self.wake.wait(), IDLE_RECHECK_S)
+                        await asyncio.wait_for(self.wake.wait(), 0.05 if terminal else IDLE_RECHECK_S)
                     except asyncio.TimeoutError:
                         pass
         except (websocket.WebSocketClosedError, asyncio.CancelledError):
