@@ -119,7 +119,8 @@ class TrainClient:
     def api_url(self, path: str, query: dict | None = None) -> str:
         url = self.url.rstrip("/") + "/train/api" + path
         if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None},
+                                                doseq=True)
         return url
 
     @staticmethod
@@ -158,6 +159,9 @@ class TrainClient:
 
     def post(self, path, body=None):
         return self.request("POST", path, body=body if body is not None else {})
+
+    def delete(self, path):
+        return self.request("DELETE", path)
 
     # -- WebSocket ------------------------------------------------------------------------
     def stream(self, run_id: str, cursor: int = 0, offsets: dict | None = None):

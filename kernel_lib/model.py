@@ -1,40 +1,72 @@
-"""Model: a registered, versioned copy of files from a run (or from a local path)."""
+"""Model: a registered, versioned copy of files from a run or from a local path, as in Azure ML
+SDK v1 (``Model.register``, ``run.register_model``, ``Model.list``, ``model.download``,
+``model.delete``, ``Model.get_model_path``). Each version keeps its lineage (run id, experiment)
+and a checksum; identical files are stored once in the workspace."""
 
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from urllib.parse import quote
 
 from .client import TrainError
 
 
 class Model:
-    def __init__(self, workspace, name: str, version: int | None = None, _data: dict | None = None):
+    """One version of a registered model. ``Model(ws, name)`` is the latest version,
+    ``Model(ws, name, version=2)`` a given one."""
+
+    def __init__(self, workspace, name: str | None = None, version: int | None = None,
+                 id: str | None = None, _data: dict | None = None):
         self.workspace = workspace
         if _data is None:
-            q = {"version": version} if version is not None else {}
-            _data = workspace.client.get(f"/models/{quote(name)}", **q)
-        self._data = _data
-        self.name = _data["name"]
-        self.version = _data["version"]
-        self.tags = _data.get("tags", {})
-        self.properties = _data.get("properties", {})
-        self.description = _data.get("description")
-        self.run_id = _data.get("run_id")
+            if id:  # Azure ML's "name:version"
+                name, _, v = id.partition(":")
+                version = int(v) if v else version
+            if not name:
+                raise TrainError("Model(ws, name) needs the model's name (or id='name:version').",
+                                 "invalid_request")
+            path = f"/models/{quote(name)}" + (f"/{int(version)}" if version is not None else "")
+            _data = workspace.client.get(path)
+        self._set(_data)
+
+    def _set(self, data: dict) -> None:
+        self._data = data
+        self.name = data["name"]
+        self.version = data["version"]
+        self.id = f"{self.name}:{self.version}"
+        self.tags = data.get("tags", {})
+        self.properties = data.get("properties", {})
+        self.description = data.get("description")
+        self.run_id = data.get("run_id")
+        self.experiment_name = data.get("experiment")
+        self.model_framework = data.get("framework")
+        self.model_framework_version = data.get("framework_version")
+        self.checksum = data.get("checksum")
+        self.size = data.get("size")
+        self.created_time = datetime.fromtimestamp(data["created_at"], timezone.utc) if data.get("created_at") else None
 
     def __repr__(self):
-        return f"Model(name={self.name!r}, version={self.version}, run_id={self.run_id!r})"
+        return (f"Model(name={self.name!r}, version={self.version}, run_id={self.run_id!r}, "
+                f"framework={self.model_framework!r})")
+
+    def serialize(self) -> dict:
+        return dict(self._data)
 
     @property
     def files(self) -> list[str]:
         if "files" not in self._data:
-            self._data = self.workspace.client.get(f"/models/{quote(self.name)}", version=self.version)
+            self._data = self.workspace.client.get(f"/models/{quote(self.name)}/{self.version}")
         return self._data["files"]
 
+    # -- the registry ---------------------------------------------------------------------
     @classmethod
-    def list(cls, workspace, name: str | None = None, latest: bool = False) -> list["Model"]:
-        models = [cls(workspace, m["name"], m["version"], _data=m)
-                  for m in workspace.client.get("/models", **({"name": name} if name else {}))["models"]]
+    def list(cls, workspace, name: str | None = None, tags: list | None = None,
+             properties: list | None = None, latest: bool = False) -> list["Model"]:
+        """Every version (or with ``latest``, the newest of each name). ``tags``/``properties``:
+        a list whose items are a key (the model has it) or a [key, value] pair; all must hold."""
+        query = {"name": name, "tag": _filters(tags, "tags"), "property": _filters(properties, "properties")}
+        models = [cls(workspace, _data=m) for m in workspace.client.get("/models", **query)["models"]]
         if latest:
             newest = {}
             for m in models:
@@ -44,27 +76,68 @@ class Model:
 
     @classmethod
     def register(cls, workspace, model_path: str, model_name: str, tags: dict | None = None,
-                 properties: dict | None = None, description: str | None = None) -> "Model":
-        """Register a local file or folder (not from a run)."""
+                 properties: dict | None = None, description: str | None = None,
+                 model_framework: str | None = None, model_framework_version: str | None = None,
+                 **_azure_only) -> "Model":
+        """Register a local file or folder as a new version of ``model_name``."""
+        path = os.path.abspath(os.path.expanduser(str(model_path)))
+        if not os.path.exists(path):
+            raise TrainError(f"model_path {model_path!r} does not exist. Pass the file or folder "
+                             "to register.", "not_found")
         data = workspace.client.post("/models", {
-            "name": model_name, "path": os.path.abspath(model_path), "tags": tags or {},
-            "properties": properties or {}, "description": description})
-        return cls(workspace, data["name"], data["version"], _data=data)
+            "name": model_name, "path": path, "tags": tags or {}, "properties": properties or {},
+            "description": description, "model_framework": model_framework,
+            "model_framework_version": model_framework_version})
+        return cls(workspace, _data=data)
+
+    @staticmethod
+    def get_model_path(model_name: str, version: int | None = None, _workspace=None) -> str:
+        """The model's file or folder in the workspace (read it, never write it), as scoring
+        scripts use it."""
+        from .workspace import Workspace
+
+        ws = _workspace or Workspace.default()
+        m = Model(ws, model_name, version)
+        return os.path.join(ws.path, "models", m.name, str(m.version), m._data["path"])
 
     def download(self, target_dir: str = ".", exist_ok: bool = False) -> str:
         """Write the model's files under ``target_dir``; returns the path of the model (its file,
-        or its folder)."""
-        written = []
-        for rel in self.files:
+        or its folder). Nothing is written when a file would be overwritten without ``exist_ok``."""
+        files = self.files
+        if not exist_ok:
+            clash = [rel for rel in files if os.path.exists(os.path.join(target_dir, rel))]
+            if clash:
+                raise TrainError(f"{os.path.join(target_dir, clash[0])} already exists; pass "
+                                 "exist_ok=True to overwrite it, or another target_dir.", "conflict")
+        for rel in files:
             dest = os.path.join(target_dir, rel)
-            if os.path.exists(dest) and not exist_ok:
-                raise TrainError(f"{dest} already exists; pass exist_ok=True to overwrite it.",
-                                 "conflict")
             data = self.workspace.client.request(
                 "GET", f"/models/{quote(self.name)}/{self.version}/files/{quote(rel)}", raw=True)
             os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-            with open(dest, "wb") as f:
+            tmp = f"{dest}.partial"
+            with open(tmp, "wb") as f:
                 f.write(data)
-            written.append(dest)
-        top = self.files[0].split("/", 1)[0] if self.files else ""
+            os.replace(tmp, dest)
+        top = files[0].split("/", 1)[0] if files else ""
         return os.path.join(target_dir, top)
+
+    def delete(self) -> int:
+        """Delete this version from the registry; returns the bytes freed (files another version
+        shares stay). Its version number is not reused."""
+        return self.workspace.client.delete(f"/models/{quote(self.name)}/{self.version}")["freed_bytes"]
+
+
+def _filters(items, what: str) -> list[str] | None:
+    if not items:
+        return None
+    if isinstance(items, dict):
+        items = list(items.items())
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            out.append(f"{item[0]}={item[1]}")
+        else:
+            raise TrainError(f"{what} filter {item!r}: use a key, or a [key, value] pair.", "invalid_request")
+    return out

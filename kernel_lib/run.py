@@ -152,13 +152,18 @@ class Run:
 
     # -- models ---------------------------------------------------------------------------
     def register_model(self, model_name: str, model_path: str, tags: dict | None = None,
-                       properties: dict | None = None, description: str | None = None):
+                       properties: dict | None = None, description: str | None = None,
+                       model_framework: str | None = None, model_framework_version: str | None = None,
+                       **_azure_only):
+        """Register a file or folder of this run (e.g. outputs/model.pt) as a new version of
+        ``model_name``; the version records this run and its experiment."""
         from .model import Model
 
         data = self.workspace.client.post("/models", {
             "name": model_name, "run_id": self.id, "path": model_path, "tags": tags or {},
-            "properties": properties or {}, "description": description})
-        return Model(self.workspace, data["name"], data["version"], _data=data)
+            "properties": properties or {}, "description": description,
+            "model_framework": model_framework, "model_framework_version": model_framework_version})
+        return Model(self.workspace, _data=data)
 
 
 def _is_rank_log(name: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .environments import EnvironmentHandler, EnvironmentsHandler
 from .events import WorkspaceEventsHandler
-from .models import ModelFileHandler, ModelHandler, ModelsHandler
+from .models import ModelFileHandler, ModelHandler, ModelsHandler, ModelVersionHandler
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
                    InfoHandler, LogHandler, LogsHandler, MetricsHandler, OneComputeHandler,
                    ResubmitHandler, RunHandler, RunsHandler)
@@ -33,6 +33,7 @@ ROUTES = [
     (rf"/environments/{NAME}", EnvironmentHandler),
     (r"/models", ModelsHandler),
     (rf"/models/{NAME}", ModelHandler),
+    (rf"/models/{NAME}/(?P<version>[0-9]+)", ModelVersionHandler),
     (rf"/models/{NAME}/(?P<version>[0-9]+)/files/(?P<path>.+)", ModelFileHandler),
 ]
 

@@ -1,4 +1,4 @@
-"""Registered models: list, register, get, download a file."""
+"""Registered models: list (by name, tags, properties), register, get, delete, download a file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ class ModelsHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self):
-        self.send_json({"models": self.manager.list_models(self.get_query_argument("name", None))})
+        self.send_json({"models": self.manager.list_models(self.get_query_argument("name", None),
+                                                           self.get_query_arguments("tag"),
+                                                           self.get_query_arguments("property"))})
 
     @web.authenticated
     @authorized
@@ -27,6 +29,18 @@ class ModelHandler(TrainHandler):
     def get(self, name):
         version = self.get_query_argument("version", None)
         self.send_json(self.manager.get_model(name, bad_version(version) if version else None))
+
+
+class ModelVersionHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, name, version):
+        self.send_json(self.manager.get_model(name, bad_version(version)))
+
+    @web.authenticated
+    @authorized
+    def delete(self, name, version):
+        self.send_json(self.manager.delete_model(name, bad_version(version)))
 
 
 class ModelFileHandler(FileHandler):

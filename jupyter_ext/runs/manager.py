@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import Conflict, InvalidRequest, NotFound, UnknownComputeTarget
 from ..launcher.api import Target
+from ..modelfiles import ModelFiles
 from ..launcher.cluster_target import ClusterConfig, ClusterTarget
 from ..launcher.commands import build_nodes
 from ..launcher.local_target import LocalTarget
@@ -44,6 +45,7 @@ class RunManager:
         self.store = SQLiteStore(str(self.ws.db_path))
         self.snapshots = SnapshotStore(self.ws.snapshots)
         self.envs = EnvCache(self.ws.path / "environments")
+        self.model_files_store = ModelFiles(self.ws.models)
         self.snapshot_max_bytes = int(snapshot_max_mb * 1e6)
         self.snapshot_max_files = snapshot_max_files
         self.node_shapes = {k: (int(v["cpus"]), int(v["gpus"])) for k, v in (node_shapes or {}).items()}
@@ -429,12 +431,20 @@ class RunManager:
 
     # -- models ---------------------------------------------------------------------------
     async def register_model(self, body: dict) -> dict:
+        """A new version of model ``name`` from a run's file or folder (``run_id`` + ``path``) or a
+        local absolute ``path``. Its files are stored once per content (see modelfiles)."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object: name, path, run_id, ...")
         name = check_name("Model", body.get("name"))
         run_id, rel = body.get("run_id"), body.get("path")
+        if not isinstance(rel, str) or not rel:
+            raise InvalidRequest("'path' is required: a file or folder inside the run (e.g. "
+                                 "outputs/model.pt), or an absolute path on the server's machine.")
+        experiment = None
         if run_id:
-            self.get_run(run_id)
+            experiment = self.get_run(run_id)["experiment"]
             src = safe_join(self.run_dir(run_id).path, rel)
-        elif isinstance(rel, str) and os.path.isabs(rel):
+        elif os.path.isabs(rel):
             src = Path(rel)
         else:
             raise InvalidRequest("Give 'run_id' and a 'path' inside the run (e.g. outputs/model.pt), "
@@ -445,18 +455,31 @@ class RunManager:
         for key in ("tags", "properties"):
             if not isinstance(body.get(key) or {}, dict):
                 raise InvalidRequest(f"'{key}' must be an object.")
-        staging = self.ws.models / f".staging-{secrets.token_hex(6)}"
-        await asyncio.to_thread(_copy_into, src, staging)
-        version = self.store.next_model_version(name)
-        dest = self.ws.models / name / str(version)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, dest)
-        model = {"name": name, "version": version, "run_id": run_id, "path": src.name,
+        for key in ("model_framework", "model_framework_version", "description"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise InvalidRequest(f"'{key}' must be a string.")
+        pending = self.ws.models / name / f".pending-{secrets.token_hex(6)}"
+        stored = await asyncio.to_thread(self.model_files_store.store, src, pending)
+        model = {"name": name, "run_id": run_id, "experiment": experiment, "path": src.name,
                  "source_path": rel, "tags": {str(k): str(v) for k, v in (body.get("tags") or {}).items()},
                  "properties": body.get("properties") or {}, "description": body.get("description"),
-                 "created_at": time.time()}
-        self.store.insert_model(model)
+                 "framework": body.get("model_framework"),
+                 "framework_version": body.get("model_framework_version"),
+                 "checksum": stored.checksum, "size": stored.size, "created_at": time.time()}
+        try:
+            version = self.store.insert_model(model, stored.files)
+            os.replace(pending, self.ws.models / name / str(version))
+        except BaseException:
+            shutil.rmtree(pending, ignore_errors=True)
+            raise
         return self.get_model(name, version)
+
+    def delete_model(self, name: str, version: int) -> dict:
+        """Forget one version and free the bytes no other version shares; returns what it freed."""
+        model = self.get_model(name, version)
+        unused = self.store.delete_model(name, version)
+        freed = self.model_files_store.remove(self.model_dir(model), unused)
+        return {"name": name, "version": version, "freed_bytes": freed}
 
     def get_model(self, name: str, version: int | None = None) -> dict:
         model = self.store.get_model(name, version)
@@ -480,13 +503,16 @@ class RunManager:
             raise NotFound(f"Model {name}:{version} has no file {rel!r}; it has {model['files']}.")
         return path
 
-    def list_models(self, name: str | None = None) -> list[dict]:
-        return self.store.list_models(name)
+    def list_models(self, name: str | None = None, tags: list[str] | None = None,
+                    properties: list[str] | None = None) -> list[dict]:
+        """Every version, oldest first per name; ``tags``/``properties`` filters are "key" (has
+        it) or "key=value" (has that value), all of which must hold."""
+        def keep(d: dict, wanted: list[str]) -> bool:
+            for w in wanted:
+                key, eq, value = w.partition("=")
+                if key not in d or (eq and str(d[key]) != value):
+                    return False
+            return True
 
-
-def _copy_into(src: Path, staging: Path) -> None:
-    staging.mkdir(parents=True)
-    if src.is_dir():
-        shutil.copytree(src, staging / src.name)
-    else:
-        shutil.copy2(src, staging / src.name)
+        return [m for m in self.store.list_models(name)
+                if keep(m["tags"], tags or []) and keep(m["properties"], properties or [])]

@@ -43,7 +43,16 @@ CREATE TABLE IF NOT EXISTS models (
     name TEXT NOT NULL, version INTEGER NOT NULL, run_id TEXT, path TEXT NOT NULL,
     source_path TEXT, tags TEXT NOT NULL DEFAULT '{}', properties TEXT NOT NULL DEFAULT '{}',
     description TEXT, created_at REAL NOT NULL, PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS model_files (
+    name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, digest TEXT NOT NULL,
+    size INTEGER NOT NULL, PRIMARY KEY (name, version, path));
+CREATE INDEX IF NOT EXISTS model_files_by_digest ON model_files (digest);
+CREATE TABLE IF NOT EXISTS model_names (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL);
 """
+
+# Columns added after the first release, with their types: added to older databases on open.
+MIGRATIONS = {"models": [("experiment", "TEXT"), ("framework", "TEXT"), ("framework_version", "TEXT"),
+                         ("checksum", "TEXT"), ("size", "INTEGER")]}
 
 RUN_JSON_COLUMNS = ("arguments", "tags", "properties", "phases")
 
@@ -57,6 +66,11 @@ class SQLiteStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        for table, columns in MIGRATIONS.items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for col, kind in columns:
+                if col not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
         self._series: dict[str, str] = {}  # run id -> name of its primary series, once known
 
     def close(self) -> None:
@@ -229,20 +243,44 @@ class SQLiteStore:
         return [json.loads(r[0]) for r in rows]
 
     # -- models ---------------------------------------------------------------------------
-    def next_model_version(self, name: str) -> int:
-        with self._lock:
-            row = self.db.execute("SELECT MAX(version) FROM models WHERE name = ?", (name,)).fetchone()
-        return (row[0] or 0) + 1
-
-    def insert_model(self, model: dict) -> None:
-        with self._lock:
+    def insert_model(self, model: dict, files: list[list]) -> int:
+        """Record a new version of ``model['name']`` with its files ([path, digest, size]);
+        returns its version. Numbers only go up: a deleted version's number is never reused."""
+        name = model["name"]
+        with self._lock, self._tx():
+            row = self.db.execute("SELECT last_version FROM model_names WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                row = self.db.execute("SELECT MAX(version) FROM models WHERE name = ?", (name,)).fetchone()
+            version = (row[0] or 0) + 1
+            self.db.execute("INSERT INTO model_names VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                            "last_version = excluded.last_version", (name, version))
             self.db.execute(
                 "INSERT INTO models (name, version, run_id, path, source_path, tags, properties, "
-                "description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (model["name"], model["version"], model.get("run_id"), model["path"],
-                 model.get("source_path"), json.dumps(model.get("tags") or {}),
-                 json.dumps(model.get("properties") or {}), model.get("description"),
-                 model["created_at"]))
+                "description, created_at, experiment, framework, framework_version, checksum, size) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, model.get("run_id"), model["path"], model.get("source_path"),
+                 json.dumps(model.get("tags") or {}), json.dumps(model.get("properties") or {}),
+                 model.get("description"), model["created_at"], model.get("experiment"),
+                 model.get("framework"), model.get("framework_version"), model.get("checksum"),
+                 model.get("size")))
+            self.db.executemany("INSERT INTO model_files VALUES (?, ?, ?, ?, ?)",
+                                [(name, version, rel, digest, size) for rel, digest, size in files])
+        return version
+
+    def delete_model(self, name: str, version: int) -> list[str]:
+        """Forget a version; returns the digests of its files that no other version uses."""
+        with self._lock, self._tx():
+            digests = [r[0] for r in self.db.execute(
+                "SELECT DISTINCT digest FROM model_files WHERE name = ? AND version = ?", (name, version))]
+            self.db.execute("DELETE FROM model_files WHERE name = ? AND version = ?", (name, version))
+            self.db.execute("DELETE FROM models WHERE name = ? AND version = ?", (name, version))
+            return [d for d in digests if self.db.execute(
+                "SELECT 1 FROM model_files WHERE digest = ? LIMIT 1", (d,)).fetchone() is None]
+
+    def model_file_digests(self, name: str, version: int) -> dict[str, str]:
+        with self._lock:
+            return {r[0]: r[1] for r in self.db.execute(
+                "SELECT path, digest FROM model_files WHERE name = ? AND version = ?", (name, version))}
 
     def get_model(self, name: str, version: int | None = None) -> dict | None:
         with self._lock:
