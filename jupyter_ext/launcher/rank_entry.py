@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     script, args = argv[0], [os.path.expandvars(a) for a in argv[1:]]
     sys.argv = [script, *args]
     sys.path[0] = os.path.dirname(os.path.abspath(script))
+    azureml_compat()
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
@@ -79,6 +80,30 @@ def main(argv=None) -> int:
                         {"rank": rank, "ts": time.time(), "message": last, "traceback": "".join(tb)[-20000:]})
         return 1
     return 0
+
+
+def azureml_compat() -> None:
+    """Scripts written for Azure ML SDK v1 (``from azureml.core import Run``) run unmodified:
+    where the job's environment cannot import ``azureml.core``, append kernel_lib/compat (a
+    namespace ``azureml`` with ``core.Run`` backed by kernel_lib.tracking) to this process's path
+    and to PYTHONPATH for its children. Nothing is installed; other jobs never see it."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("azureml.core") is not None:
+            return
+    except (ImportError, ValueError):
+        pass
+    try:
+        import kernel_lib
+    except ImportError:
+        return  # no kernel_lib in this environment: no tracking to back the module with
+    compat = os.path.join(os.path.dirname(kernel_lib.__file__), "compat")
+    if os.path.isdir(compat) and compat not in sys.path:
+        sys.path.append(compat)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), compat) if p)
+        # a namespace package computed before the append would not see the new portion
+        sys.modules.pop("azureml", None)
 
 
 def _write_json(path: str, data: dict) -> None:
