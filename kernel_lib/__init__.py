@@ -15,6 +15,7 @@ _EXPORTS = {
     "ScriptRunConfig": "run_config",
     "ComputeTarget": "compute",
     "ComputeTargetNotFound": "compute",
+    "ComputeTargetException": "compute",
     "ClusterCompute": "compute",
     "AmlCompute": "compute",
     "PyTorchConfiguration": "distributed",
@@ -25,6 +26,7 @@ _EXPORTS = {
     "TrainClient": "client",
     "TrainError": "client",
     "RunMonitor": "widgets",
+    "RunDetails": "widgets",
 }
 
 __all__ = sorted(_EXPORTS)

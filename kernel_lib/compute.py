@@ -15,8 +15,19 @@ from urllib.parse import quote
 from .client import TrainError
 
 
-class ComputeTargetNotFound(TrainError):
+class ComputeTargetException(TrainError):
+    """Azure ML's name for errors about compute targets."""
+
+
+class ComputeTargetNotFound(ComputeTargetException):
     pass
+
+
+class ComputeStatus(dict):
+    """A target's status; ``serialize()`` gives the plain dict, as Azure ML's status object does."""
+
+    def serialize(self) -> dict:
+        return dict(self)
 
 
 @dataclass
@@ -68,11 +79,11 @@ class ComputeTarget:
         self.details = self.workspace.client.get(f"/computes/{quote(self.name)}")
         return self
 
-    def get_status(self) -> dict:
+    def get_status(self) -> ComputeStatus:
         """Node counts (idle, busy, preparing, unusable), current and max nodes, the queue."""
         d = self.refresh().details
-        return {"state": d["state"], "current_node_count": d["nodes"], **d["node_counts"],
-                "max_nodes": d.get("max_nodes", d["nodes"]), "queue": d.get("queue", [])}
+        return ComputeStatus(state=d["state"], current_node_count=d["nodes"], **d["node_counts"],
+                             max_nodes=d.get("max_nodes", d["nodes"]), queue=d.get("queue", []))
 
     def wait_for_completion(self, show_output: bool = False, min_node_count: int | None = None,
                             timeout_in_minutes: float = 25) -> dict:

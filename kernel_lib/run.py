@@ -167,5 +167,6 @@ class Run:
 
 
 def _is_rank_log(name: str) -> bool:
-    """show_output streams rank 0 (the driver, as in Azure ML); get_log('rank_N.txt') has the rest."""
-    return name == "rank_0.txt"
+    """show_output streams the environment build (prepare.txt) and rank 0 (the driver, as in
+    Azure ML); get_log('rank_N.txt') has the rest."""
+    return name in ("rank_0.txt", "prepare.txt")

@@ -91,12 +91,16 @@ class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
                 caught_up = self.run_id not in self.manager.tailer.active
                 run = self.manager.get_run(self.run_id)
                 terminal = run["status"] in TERMINAL_STATES
-                sent = await self.send_logs(terminal)
-                sent |= await self.send_metrics()
-                if (run["status"], len(run["phases"])) != last and (caught_up or not terminal):
-                    last = (run["status"], len(run["phases"]))
+                sig = (run["status"], len(run["phases"]))
+                sent = False
+                if sig != last and not terminal:  # a new phase: before the lines written in it
+                    last, sent = sig, True
                     await self.send({"type": "status", "run": run})
-                    sent = True
+                sent |= await self.send_logs(terminal)
+                sent |= await self.send_metrics()
+                if sig != last and terminal and caught_up:  # the end: after everything before it
+                    last, sent = sig, True
+                    await self.send({"type": "status", "run": run})
                 if terminal and caught_up and not sent:
                     await self.send({"type": "end", "status": run["status"]})
                     self.close()

@@ -1,3 +1,3 @@
-from .run_monitor import RunMonitor, summary_html
+from .run_monitor import RunDetails, RunMonitor, summary_html
 
-__all__ = ["RunMonitor", "summary_html"]
+__all__ = ["RunDetails", "RunMonitor", "summary_html"]
