@@ -163,6 +163,9 @@ class TrainClient:
     def delete(self, path):
         return self.request("DELETE", path)
 
+    def patch(self, path, body):
+        return self.request("PATCH", path, body=body)
+
     # -- WebSocket ------------------------------------------------------------------------
     def stream(self, run_id: str, cursor: int = 0, offsets: dict | None = None):
         """Yield the run's stream messages until it ends; reconnects from where it left off."""

@@ -121,6 +121,33 @@ class Model:
         top = files[0].split("/", 1)[0] if files else ""
         return os.path.join(target_dir, top)
 
+    # -- changing a version -----------------------------------------------------------------
+    def _patch(self, body: dict) -> "Model":
+        self._set(self.workspace.client.patch(f"/models/{quote(self.name)}/{self.version}", body))
+        return self
+
+    def add_tags(self, tags: dict) -> None:
+        """Add or change tags of this version (e.g. {"stage": "production"})."""
+        self._patch({"tags": tags})
+
+    def remove_tags(self, tags: list) -> None:
+        self._patch({"remove_tags": [str(t) for t in tags]})
+
+    def add_properties(self, properties: dict) -> None:
+        """Add properties; a property already set cannot change (use a tag for that)."""
+        self._patch({"properties": properties})
+
+    def update(self, tags: dict | None = None, description: str | None = None) -> None:
+        """Azure ML's update: replace the tags (when given) and/or set the description."""
+        body = {}
+        if tags is not None:
+            body["tags"] = tags
+            body["remove_tags"] = [k for k in self.tags if k not in tags]
+        if description is not None:
+            body["description"] = description
+        if body:
+            self._patch(body)
+
     def delete(self) -> int:
         """Delete this version from the registry; returns the bytes freed (files another version
         shares stay). Its version number is not reused."""

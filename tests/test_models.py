@@ -78,6 +78,20 @@ def test_register_versions_lineage_filters_download_delete_dedup(headless, works
     assert (tmp_path / "dl" / "weights" / "sub" / "b.txt").read_text() == "b"
     assert Model.get_model_path("weights", _workspace=ws) == str(workspace_dir / "models" / "weights" / "1" / "weights")
 
+    # tags change on a version; properties are added, never changed
+    m2 = Model(ws, "counter", 2)
+    m2.add_tags({"stage": "production", "owner": "me"})
+    m2.remove_tags(["owner"])
+    assert Model(ws, "counter", 2).tags == {"stage": "production"}
+    assert [m.id for m in Model.list(ws, tags=[["stage", "production"]])] == ["counter:2"]
+    m2.add_properties({"auc": "0.97"})
+    with pytest.raises(TrainError, match="cannot change"):
+        m2.add_properties({"auc": "0.99"})
+    m2.update(tags={"stage": "archived"}, description="superseded")
+    again2 = Model(ws, "counter", 2)
+    assert (again2.tags, again2.properties, again2.description) == ({"stage": "archived"}, {"auc": "0.97"},
+                                                                    "superseded")
+
     # delete: shared bytes stay while another version uses them
     assert Model(ws, "weights").delete() == 0  # weights-copy still holds both files
     assert a_bin.exists() and a_bin.stat().st_nlink == 2

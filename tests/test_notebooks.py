@@ -1,5 +1,5 @@
 """Every tutorial under notebooks/ is executed end to end with nbclient (a real kernel) against a
-real headless server, in a copy of its folder so nothing is written into the repository; and the
+real headless server, in a copy of the notebooks folder so nothing is written into the repository; and the
 notebooks in the repository carry no outputs."""
 
 from __future__ import annotations
@@ -49,9 +49,11 @@ def test_tutorial_runs_end_to_end(rel, headless, workspace_dir, monkeypatch, tmp
         pytest.skip("mpirun is not installed")
     headless(workspace_dir)
     monkeypatch.setenv("JUPYTER_TRAIN_WORKSPACE", str(workspace_dir))
-    folder = tmp_path / "tutorial"
-    shutil.copytree((NOTEBOOKS / rel).parent, folder,
-                    ignore=shutil.ignore_patterns("data", "outputs", "model", "config.json", "__pycache__"))
+    # the whole notebooks/ tree: a tutorial may use a sibling's folder (mpi uses ../pytorch-ddp)
+    shutil.copytree(NOTEBOOKS, tmp_path / "notebooks",
+                    ignore=shutil.ignore_patterns("data", "outputs", "model", "config.json", "__pycache__",
+                                                  ".ipynb_checkpoints"))
+    folder = (tmp_path / "notebooks" / rel).parent
     nb = nbformat.read(folder / Path(rel).name, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(folder)}}).execute()

@@ -39,6 +39,11 @@ class ModelVersionHandler(TrainHandler):
 
     @web.authenticated
     @authorized
+    def patch(self, name, version):
+        self.send_json(self.manager.update_model(name, bad_version(version), self.json_body()))
+
+    @web.authenticated
+    @authorized
     def delete(self, name, version):
         self.send_json(self.manager.delete_model(name, bad_version(version)))
 

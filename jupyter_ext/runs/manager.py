@@ -474,6 +474,31 @@ class RunManager:
             raise
         return self.get_model(name, version)
 
+    def update_model(self, name: str, version: int, body: dict) -> dict:
+        """Add or change tags (``tags``), remove some (``remove_tags``), add properties (never
+        change them: they record how a version was made) and set the description."""
+        model = self.get_model(name, version)
+        if not isinstance(body, dict) or not set(body) <= {"tags", "remove_tags", "properties", "description"}:
+            raise InvalidRequest("Send an object with any of: tags (object), remove_tags (list), "
+                                 "properties (object), description (string).")
+        tags, props = dict(model["tags"]), dict(model["properties"])
+        add, remove, new_props = body.get("tags") or {}, body.get("remove_tags") or [], body.get("properties") or {}
+        if not isinstance(add, dict) or not isinstance(remove, list) or not isinstance(new_props, dict):
+            raise InvalidRequest("'tags' and 'properties' must be objects, 'remove_tags' a list of keys.")
+        changed = [k for k, v in new_props.items() if k in props and props[k] != v]
+        if changed:
+            raise Conflict(f"Properties {changed} are already set on {name}:{version} and cannot change; "
+                           "use tags for values that change.")
+        tags.update({str(k): str(v) for k, v in add.items()})
+        for key in remove:
+            tags.pop(str(key), None)
+        props.update(new_props)
+        description = body.get("description", model.get("description"))
+        if description is not None and not isinstance(description, str):
+            raise InvalidRequest("'description' must be a string.")
+        self.store.update_model(name, version, tags, props, description)
+        return self.get_model(name, version)
+
     def delete_model(self, name: str, version: int) -> dict:
         """Forget one version and free the bytes no other version shares; returns what it freed."""
         model = self.get_model(name, version)

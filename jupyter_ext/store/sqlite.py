@@ -277,6 +277,13 @@ class SQLiteStore:
             return [d for d in digests if self.db.execute(
                 "SELECT 1 FROM model_files WHERE digest = ? LIMIT 1", (d,)).fetchone() is None]
 
+    def update_model(self, name: str, version: int, tags: dict, properties: dict,
+                     description: str | None) -> None:
+        with self._lock:
+            self.db.execute("UPDATE models SET tags = ?, properties = ?, description = ? "
+                            "WHERE name = ? AND version = ?",
+                            (json.dumps(tags), json.dumps(properties), description, name, version))
+
     def model_file_digests(self, name: str, version: int) -> dict[str, str]:
         with self._lock:
             return {r[0]: r[1] for r in self.db.execute(

@@ -54,6 +54,11 @@ export interface IModel {
   description?: string | null;
   created_at: number;
   files?: string[];
+  experiment?: string | null;
+  framework?: string | null;
+  framework_version?: string | null;
+  checksum?: string | null;
+  size?: number | null;
 }
 
 export interface IEnvironment {

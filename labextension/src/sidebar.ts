@@ -394,7 +394,7 @@ export class TrainSidebar extends Widget {
           h('div', { class: 'jp-train-model-name' }, name),
           h('ul', {}, ...versions.sort((a, b) => b.version - a.version).map(v =>
             h('li', { 'data-version': v.version },
-              `v${v.version} `,
+              `v${v.version}${v.framework ? ` · ${v.framework}` : ''} `,
               v.run_id
                 ? h('a', { href: '#', title: `from ${v.source_path ?? ''} of ${v.run_id}`, onclick: (ev: Event) => { ev.preventDefault(); this.ctx.openRun(v.run_id!); } }, `from ${v.run_id}`)
                 : h('span', {}, v.source_path ?? v.path),
