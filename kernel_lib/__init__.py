@@ -18,6 +18,7 @@ _EXPORTS = {
     "ComputeTargetException": "compute",
     "ClusterCompute": "compute",
     "AmlCompute": "compute",
+    "DockerCompute": "compute",
     "PyTorchConfiguration": "distributed",
     "Environment": "environment",
     "CondaDependencies": "environment",

@@ -50,6 +50,33 @@ class ClusterCompute:
 AmlCompute = ClusterCompute
 
 
+@dataclass
+class DockerProvisioningConfiguration:
+    kind: str = "docker"
+    base_url: str | None = None
+    max_nodes: int = 4
+    gpus: int = 0
+    shm_size: str = "2g"
+    network: str = "host"
+    volumes: dict | None = None
+    image: str | None = None
+    allow_pull: bool = False
+
+
+class DockerCompute:
+    """Nodes are containers on a Docker engine: ``base_url`` defaults to DOCKER_HOST, else the
+    local socket. Each node of a job is one container of the run's environment image (its
+    ``docker.base_image`` plus its pip packages); ``image`` serves runs that name none."""
+
+    @staticmethod
+    def provisioning_configuration(base_url: str | None = None, max_nodes: int = 4, gpus: int = 0,
+                                   shm_size: str = "2g", network: str = "host", volumes: dict | None = None,
+                                   image: str | None = None, allow_pull: bool = False):
+        return DockerProvisioningConfiguration(base_url=base_url, max_nodes=max_nodes, gpus=gpus,
+                                               shm_size=shm_size, network=network, volumes=volumes or {},
+                                               image=image, allow_pull=allow_pull)
+
+
 class ComputeTarget:
     def __init__(self, workspace, name: str, _data: dict | None = None):
         self.workspace = workspace

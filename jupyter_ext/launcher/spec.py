@@ -71,6 +71,7 @@ class RunSpec:
     distributed: DistributedSpec | None = None
     node_gpus: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each node
     cancel_grace_s: float = 2.0
+    container: dict | None = None  # Docker target: image, python, mounts, network (docker_target)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)

@@ -174,6 +174,11 @@ def main(argv=None) -> int:
         print("usage: python -m jupyter_ext.launcher.supervisor RUN_DIR (a directory holding spec.json)",
               file=sys.stderr)
         return 2
+    spec = RunSpec.load(Path(argv[0], "spec.json"))
+    if spec.container:
+        from .docker_supervisor import DockerSupervisor
+
+        return DockerSupervisor(argv[0]).run()
     return Supervisor(argv[0]).run()
 
 

@@ -23,6 +23,7 @@ from ..launcher.api import Target
 from ..modelfiles import ModelFiles
 from ..launcher.cluster_target import ClusterConfig, ClusterTarget
 from ..launcher.commands import build_nodes
+from ..launcher.docker_target import DockerConfig, DockerTarget
 from ..launcher.local_target import LocalTarget
 from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
@@ -51,11 +52,15 @@ class RunManager:
         self.node_shapes = {k: (int(v["cpus"]), int(v["gpus"])) for k, v in (node_shapes or {}).items()}
         self.targets: dict[str, Target] = {t.name: t for t in (targets or [LocalTarget()])}
         for row in self.store.list_computes():
-            cfg = ClusterConfig(**row["config"])
             try:
+                if row["kind"] == "docker":
+                    self.targets[row["name"]] = DockerTarget(DockerConfig(**row["config"]))
+                    continue
+                cfg = ClusterConfig(**row["config"])
                 self.targets[cfg.name] = ClusterTarget(cfg, self._host_gpus(), shapes=self.node_shapes)
-            except InvalidRequest as exc:  # e.g. a named shape no longer configured
-                log.warning("jupyter-train: cluster %s is not usable: %s", cfg.name, exc.message)
+            except (InvalidRequest, TypeError) as exc:  # e.g. a named shape no longer configured
+                log.warning("jupyter-train: compute target %s is not usable: %s", row["name"],
+                            getattr(exc, "message", exc))
         self.tailer = Tailer(self, poll_interval)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -89,9 +94,14 @@ class RunManager:
         if dist is not None:
             target.check_job(dist.nodes, dist.procs_per_node, dist.backend)
         env = self.resolve_environment(req.environment) if req.environment else None
-        env_key = env.build_key() if env is not None and env.needs_build else None
-        python = (env.interpreter() if env is not None and not env.needs_build else None) \
-            or req.python or sys.executable
+        if isinstance(target, DockerTarget):
+            env = self._container_environment(target, env)
+            env_key = "docker"
+            python = sys.executable  # a placeholder on this host; the image's interpreter runs
+        else:
+            env_key = env.build_key() if env is not None and env.needs_build else None
+            python = (env.interpreter() if env is not None and not env.needs_build else None) \
+                or req.python or sys.executable
         if not (os.path.isabs(python) and os.access(python, os.X_OK)):
             raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
                                  "path on the server's machine.")
@@ -131,7 +141,8 @@ class RunManager:
             # Build (or wait for) the environment in the background; the run is Preparing meanwhile
             # and its logs/prepare.txt shows the build live.
             self.tailer.sync(run_id)
-            asyncio.get_running_loop().create_task(self._prepare_environment(target, spec, rd, env))
+            prepare = self._prepare_container if env_key == "docker" else self._prepare_environment
+            asyncio.get_running_loop().create_task(prepare(target, spec, rd, env))
             return self.get_run(run_id)
         self._enqueue(target, run_id, rd)
         return self.get_run(run_id)
@@ -207,6 +218,45 @@ class RunManager:
             self.tailer.sync(spec.run_id)
             return
         spec.python = python
+        rd.spec_path.write_text(spec.to_json())
+        self._enqueue(target, spec.run_id, rd)
+
+    def _container_environment(self, target: DockerTarget, env: EnvironmentSpec | None) -> EnvironmentSpec:
+        """The environment a run on a Docker target runs in: its own image, or the target's."""
+        if env is not None and (env.docker_base_image or env.docker_file):
+            return env
+        if target.docker.image:
+            base = env or EnvironmentSpec(name=f"{target.name}-default")
+            return EnvironmentSpec(**{**base.to_dict(), "docker_base_image": target.docker.image})
+        raise InvalidRequest(
+            f"A run on the Docker target {target.name!r} needs an image: give it an environment with "
+            "docker.base_image (or a Dockerfile), or create the target with image=... for runs that "
+            "name none.")
+
+    async def _prepare_container(self, target: DockerTarget, spec: RunSpec, rd: RunDir,
+                                 env: EnvironmentSpec) -> None:
+        from ..environments.images import ensure_image
+
+        log_path = rd.logs / "prepare.txt"
+
+        def log(text: str) -> None:
+            with open(log_path, "a") as f:
+                f.write(text)
+
+        try:
+            client = target.client()
+            tag = await asyncio.to_thread(ensure_image, client, env, log, target.docker.allow_pull,
+                                          None, f"the Docker engine at {target.engine}")
+        except Exception as exc:  # BuildFailed, an engine that went away: never stuck in Preparing
+            message = str(exc) if isinstance(exc, BuildFailed) else f"the Docker engine at {target.engine}: {exc}"
+            rd.append_event(RunState.FAILED, "server", f"Environment {env.name}: {message}")
+            self.tailer.sync(spec.run_id)
+            return
+        if rd.last_state() in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
+            rd.append_event(RunState.CANCELED, "server", "Canceled while its image was prepared")
+            self.tailer.sync(spec.run_id)
+            return
+        spec.container = target.container_config(tag, env.interpreter_path or "python3")
         rd.spec_path.write_text(spec.to_json())
         self._enqueue(target, spec.run_id, rd)
 
@@ -406,6 +456,21 @@ class RunManager:
         name = check_name("Compute target", body.get("name"))
         if name in self.targets:
             raise Conflict(f"A compute target {name!r} exists already; pick another name or delete it.")
+        if body.get("kind") == "docker":
+            fields = set(DockerConfig.__dataclass_fields__) - {"name", "created_at"}
+            unknown = set(body) - fields - {"name", "kind"}
+            if unknown:
+                raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for a Docker target; allowed: "
+                                     f"{sorted(fields)}.")
+            config = DockerConfig(name=name, **{k: v for k, v in body.items() if k in fields})
+            config.validate()
+            target = DockerTarget(config)
+            why = target.ping()
+            if why:
+                raise InvalidRequest(why + ". Start Docker, or pass the engine's base_url.")
+            self.store.save_compute(name, "docker", target.to_config())
+            self.targets[name] = target
+            return target.describe()
         fields = {k: body[k] for k in ("vm_size", "min_nodes", "max_nodes",
                                         "idle_seconds_before_scaledown") if k in body}
         unknown = set(body) - set(fields) - {"name", "kind"}

@@ -246,6 +246,9 @@ class Tailer:
         rd = self.m.run_dir(run_id)
         info = rd.read_supervisor_info() or {}
         terminate_groups(info.get("pgids") or [], grace_s=2.0)
+        stop_containers = getattr(self.m.targets.get(run.get("compute_target")), "stop_containers", None)
+        if stop_containers is not None:
+            stop_containers(run_id)  # a Docker target's nodes, found by label on the engine
         kill_ranks(rd)
         finalize_outputs(rd)
         # Read the log again: a cancel may have landed after ``run`` was folded (a SIGTERM that

@@ -1,0 +1,255 @@
+"""The Docker target against a real dockerd that this module starts itself (Debian's docker.io,
+installed by .ci/run): private socket, data-root and exec-root, no iptables and no bridge;
+stopped by its PID at the end. No registry is reachable, so the test image is imported from a
+skeleton root filesystem whose /usr and Python come from this host, bind-mounted read-only by
+the target's volumes."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from kernel_lib import (ComputeTarget, DockerCompute, Environment, Experiment, PyTorchConfiguration,
+                        ScriptRunConfig, Workspace)
+from kernel_lib.client import TrainError
+
+SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
+SKELETON = "jt-skeleton:1"
+PY_ROOT = str(Path(sys.executable).resolve().parents[1])  # this interpreter's prefix, mounted as is
+
+
+def _need_docker():
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("dockerd (Debian's docker.io) is missing or not root; .ci/run installs it")
+        pytest.skip("dockerd is not installed (or not root)")
+
+
+@pytest.fixture(scope="module")
+def dockerd():
+    _need_docker()
+    import docker
+
+    root = Path(tempfile.mkdtemp(prefix="jtdk-", dir="/tmp"))  # short: the socket path is limited
+    sock = f"unix://{root}/d.sock"
+    log = open(root / "dockerd.log", "wb")
+    proc = subprocess.Popen(
+        ["dockerd", "--storage-driver=overlay2", "--iptables=false", "--ip6tables=false", "--bridge=none",
+         "--host", sock, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(root / "d.pid")], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    client = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (root / "dockerd.log").read_text()[-3000:]
+        try:
+            client = docker.DockerClient(base_url=sock, timeout=60)
+            client.ping()
+            break
+        except Exception:
+            client = None
+            time.sleep(0.3)
+    assert client is not None, (root / "dockerd.log").read_text()[-3000:]
+    _import_skeleton(client)
+    yield sock, client
+    for c in client.containers.list(all=True):
+        c.remove(force=True)
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+    # dockerd leaves its network namespace mounted under exec-root: unmount what lies under root
+    with open("/proc/mounts") as f:
+        points = [line.split()[1] for line in f if line.split()[1].startswith(str(root))]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _import_skeleton(client) -> None:
+    """An image with no software of its own: merged-/usr links, /etc/passwd, empty mount points."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("usr", "etc", "tmp", "root", "proc", "dev", "sys", "run", "var", "opt", "home"):
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
+            tar.addfile(ti)
+        for name in ("bin", "lib", "lib64", "sbin"):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname = tarfile.SYMTYPE, f"usr/{name}"
+            tar.addfile(ti)
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")):
+            data = text.encode()
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    client.api.import_image_from_data(buf.getvalue(), repository=SKELETON.split(":")[0], tag="1")
+
+
+@pytest.fixture
+def ws(headless, workspace_dir):
+    headless(workspace_dir)
+    return Workspace(workspace_dir)
+
+
+@pytest.fixture
+def target(ws, dockerd):
+    sock, _client = dockerd
+    volumes = {"/usr": "/usr:ro", PY_ROOT: f"{PY_ROOT}:ro"}
+    cfg = DockerCompute.provisioning_configuration(base_url=sock, max_nodes=2, volumes=volumes)
+    return ComputeTarget.create(ws, "docker", cfg)
+
+
+def skeleton_env(name="skeleton", pip=()):
+    env = Environment(name)
+    env.docker.base_image = SKELETON
+    env.python.user_managed_dependencies = True
+    env.python.interpreter_path = sys.executable  # the host's interpreter, mounted in
+    env.python.conda_dependencies.pip_packages = list(pip)
+    return env
+
+
+def log_of(run, name="rank_0.txt"):
+    try:
+        return run.get_log(name)
+    except TrainError:
+        return ""  # not written yet
+
+
+def labelled(client, run_id):
+    return client.containers.list(all=True, filters={"label": f"jupyter-train.run-id={run_id}"})
+
+
+def test_a_run_in_one_container(ws, target, dockerd, tmp_path):
+    _sock, client = dockerd
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    (src_dir / "where.py").write_text(
+        "import os, sys\nfrom kernel_lib.tracking import Run\n"
+        "print('in container:', os.path.exists('/.dockerenv'), 'python', sys.executable, flush=True)\n"
+        "Run.get_context().log('acc', 0.5)\nos.makedirs('outputs', exist_ok=True)\n"
+        "open('outputs/hello.txt', 'w').write('from the container')\n")
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "where.py", compute_target=target,
+                                                          environment=skeleton_env()))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", run.get_log() + run.get_log("prepare.txt") + run.get_log("supervisor.txt")
+    assert "in container: True" in run.get_log()
+    assert run.get_metrics()["acc"] == 0.5
+    assert "outputs/hello.txt" in run.get_file_names()
+    assert "Using the cached image" not in run.get_log("prepare.txt")  # built once ...
+    assert labelled(client, run.id) == []  # removed when done
+    again = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "where.py", compute_target=target,
+                                                            environment=skeleton_env()))
+    assert again.wait_for_completion()["status"] == "Completed"
+    assert "Using the cached image" in again.get_log("prepare.txt")  # ... and reused
+
+
+def test_ddp_across_two_containers_of_two_processes(ws, target, dockerd):
+    src = ScriptRunConfig(SCRIPTS, "ddp_digits.py", ["--epochs", 4], compute_target=target,
+                          environment=skeleton_env(),
+                          distributed_job_config=PyTorchConfiguration("Gloo", process_count=4, node_count=2))
+    run = Experiment(ws, "docker-ddp").submit(src)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", run.get_log("node_0.txt") + run.get_log("node_1.txt")
+    history = run.get_metrics_history()
+    identical = [m for m in history if m["name"] == "params_identical"]
+    assert {m["rank"] for m in identical} == {0, 1, 2, 3} and all(m["value"] == 1 for m in identical)
+    for rank in range(4):
+        first = run.get_log(f"rank_{rank}.txt").split("\n")[0]
+        assert f"RANK={rank} " in first and f"NODE_RANK={rank // 2} " in first
+
+
+def test_cancel_stops_and_removes_the_containers(ws, target, dockerd):
+    _sock, client = dockerd
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(SCRIPTS, "linger.py", compute_target=target,
+                                                          environment=skeleton_env()))
+    deadline = time.monotonic() + 60
+    while run.get_status() != "Running" or "working" not in log_of(run):
+        assert time.monotonic() < deadline, run.get_log("prepare.txt")
+        time.sleep(0.2)
+    assert len(labelled(client, run.id)) == 1
+    run.cancel()
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    assert labelled(client, run.id) == []
+    assert "outputs/partial.txt" in run.get_file_names()  # what it wrote is kept
+
+
+def test_a_dying_container_fails_the_run_with_its_exit_code(ws, target, dockerd, tmp_path):
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    (src_dir / "die.py").write_text("import os\nprint('last words', flush=True)\nos._exit(7)\n")
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "die.py", compute_target=target,
+                                                          environment=skeleton_env()))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed"
+    assert "7" in details["error"] and "last words" in details["error"], details["error"]
+
+
+def test_a_missing_base_image_is_refused_not_pulled(ws, target, dockerd):
+    _sock, client = dockerd
+    env = skeleton_env("elsewhere")
+    env.docker.base_image = "registry.example/none:1"
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(SCRIPTS, "count.py", compute_target=target,
+                                                          environment=env))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed"
+    assert "registry.example/none:1" in details["error"] and "does not pull images" in details["error"]
+    assert not any("registry.example" in t for i in client.images.list() for t in i.tags)
+
+
+def test_pip_packages_are_added_to_the_image(ws, target, dockerd, tmp_path):
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    (src_dir / "uses.py").write_text("import toolz\nprint('toolz from', toolz.__file__, flush=True)\n")
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "uses.py", compute_target=target,
+                                                          environment=skeleton_env("with-toolz", ["toolz"])))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", run.get_log() + run.get_log("prepare.txt")
+    assert "toolz from /opt/jupyter-train/site/toolz" in run.get_log()
+    assert "COPY site/ /opt/jupyter-train/site/" in run.get_log("prepare.txt")
+
+
+def test_a_run_survives_a_server_restart(headless, workspace_dir, dockerd, tmp_path):
+    sock, client = dockerd
+    server = headless(workspace_dir)
+    ws = Workspace(workspace_dir)
+    volumes = {"/usr": "/usr:ro", PY_ROOT: f"{PY_ROOT}:ro"}
+    target = ComputeTarget.create(ws, "docker", DockerCompute.provisioning_configuration(base_url=sock,
+                                                                                         volumes=volumes))
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(SCRIPTS, "count.py", ["--n", 30, "--sleep", 0.2],
+                                                          compute_target=target, environment=skeleton_env()))
+    deadline = time.monotonic() + 60
+    while "line 3" not in log_of(run):
+        assert time.monotonic() < deadline, run.get_log("prepare.txt")
+        time.sleep(0.2)
+    server.kill()  # SIGKILL: the server goes, the run's supervisor and container stay
+    assert len(labelled(client, run.id)) == 1
+    headless(workspace_dir)
+    ws2 = Workspace(workspace_dir)
+    again = Experiment(ws2, "docker").get_runs()[0]
+    assert again.id == run.id
+    assert again.wait_for_completion(raise_on_error=False)["status"] == "Completed"
+    assert again.get_metrics()["loss"][-1] == pytest.approx(1 / 30)
+    assert ComputeTarget(ws2, "docker").details["kind"] == "docker"  # the target was re-created
+
+
+def test_target_refusals(ws, dockerd):
+    with pytest.raises(TrainError, match="does not answer"):
+        ComputeTarget.create(ws, "nowhere", DockerCompute.provisioning_configuration(
+            base_url="unix:///tmp/no-such-docker.sock"))
+    sock, _ = dockerd
+    target = ComputeTarget.create(ws, "plain", DockerCompute.provisioning_configuration(base_url=sock))
+    with pytest.raises(TrainError, match="needs an image"):
+        Experiment(ws, "docker").submit(ScriptRunConfig(SCRIPTS, "count.py", compute_target=target))
