@@ -180,6 +180,11 @@ def test_cancel_stops_and_removes_the_containers(ws, target, dockerd):
         assert time.monotonic() < deadline, run.get_log("prepare.txt")
         time.sleep(0.2)
     assert len(labelled(client, run.id)) == 1
+    deadline = time.monotonic() + 15  # the target's view comes from the engine (cached 2 s)
+    while ComputeTarget(ws, "docker").details["containers"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert ComputeTarget(ws, "docker").details["engine"] == "ready"
     run.cancel()
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
     assert labelled(client, run.id) == []
@@ -253,3 +258,22 @@ def test_target_refusals(ws, dockerd):
     target = ComputeTarget.create(ws, "plain", DockerCompute.provisioning_configuration(base_url=sock))
     with pytest.raises(TrainError, match="needs an image"):
         Experiment(ws, "docker").submit(ScriptRunConfig(SCRIPTS, "count.py", compute_target=target))
+
+
+def test_mpi_across_two_containers(ws, target, dockerd):
+    """mpirun on this host, its daemons and ranks in the two node containers (docker exec)."""
+    from kernel_lib import MpiConfiguration
+
+    _sock, client = dockerd
+    src = ScriptRunConfig(SCRIPTS, "mpi_ranks.py", compute_target=target, environment=skeleton_env(),
+                          distributed_job_config=MpiConfiguration(process_count_per_node=2, node_count=2))
+    run = Experiment(ws, "docker-mpi").submit(src)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", run.get_log("mpirun.txt")
+    metrics = run.get_metrics_history()
+    assert sorted(m["value"] for m in metrics if m["name"] == "rank") == [0, 1, 2, 3]
+    assert {m["value"] for m in metrics if m["name"] == "rank_sum"} == {6.0}
+    for rank in range(4):
+        line = log_of(run, f"rank_{rank}.txt").split("\n")[0]
+        assert f"RANK={rank} WORLD_SIZE=4 LOCAL_RANK={rank % 2} NODE_RANK={rank // 2}" in line
+    assert labelled(client, run.id) == []

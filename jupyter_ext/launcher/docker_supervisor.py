@@ -11,13 +11,22 @@ failure of any node, stop and remove every container of the run.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
-from .procs import kill_ranks
+from .procs import kill_ranks, terminate_groups
 from .supervisor import POLL_S, Supervisor
 
 LABEL = "jupyter-train"
+
+
+def container_name(run_id: str, node: int) -> str:
+    """A node container's name, which is also its host name for mpirun: letters, digits, dots
+    and hyphens only (OpenMPI refuses '_' in node names)."""
+    return f"jt-{run_id.replace('_', '-')}-node{node}"
 
 
 class _Container:
@@ -52,6 +61,7 @@ class DockerSupervisor(Supervisor):
         self.cfg = self.spec.container
         self.client = docker.DockerClient(base_url=self.cfg.get("base_url") or None, timeout=60)
         self.threads: list[threading.Thread] = []
+        self.keepers: list[_Container] = []  # MPI: node containers mpirun execs into
 
     def node_env(self, node) -> dict[str, str]:
         """Not this host's environment: the image has its own PATH and libraries."""
@@ -73,7 +83,7 @@ class DockerSupervisor(Supervisor):
             argv[0] = self.cfg["python"]
         return argv
 
-    def start_nodes(self) -> None:
+    def _mounts(self) -> list:
         import docker
 
         run_dir = str(self.rd.path)
@@ -81,13 +91,63 @@ class DockerSupervisor(Supervisor):
         for host, spec in self.cfg["mounts"].items():
             target, _, mode = spec.partition(":")
             mounts.append(docker.types.Mount(target, host, type="bind", read_only=mode == "ro"))
+        return mounts
+
+    def start_nodes(self) -> None:
+        d = self.spec.distributed
+        if d is not None and d.kind == "mpi":
+            return self._start_mpi(d)
+        self._start_containers()
+
+    def _start_mpi(self, d) -> None:
+        """mpirun on this host; its daemons and ranks in the node containers, reached through
+        the docker_rsh agent (docker exec). Each container idles until mpirun uses it."""
+        import docker
+
+        node = self.spec.nodes[0]
+        env = self.node_env(node)
+        names = []
+        for i in range(d.nodes):
+            name = container_name(self.spec.run_id, i)
+            keep = [self.cfg["python"], "-c", "import signal, time\n"
+                    "signal.signal(signal.SIGTERM, lambda *a: exit(0))\ntime.sleep(10**9)"]
+            try:
+                container = self.client.containers.run(
+                    self.cfg["image"], keep, name=name, detach=True, working_dir=str(self.rd.path / "wd"),
+                    environment=env, mounts=self._mounts(), network_mode="host", shm_size=self.cfg.get("shm_size"),
+                    labels={f"{LABEL}.run-id": self.spec.run_id, f"{LABEL}.node": str(i),
+                            f"{LABEL}.target": self.cfg["target"], f"{LABEL}.run-dir": str(self.rd.path)})
+            except docker.errors.DockerException as exc:
+                raise OSError(f"the Docker engine refused container {name}: {exc}") from None
+            self.keepers.append(_Container(container))
+            names.append(name)
+        argv = ["mpirun", "-np", str(d.world_size), "--host", ",".join(f"{n}:{d.procs_per_node}" for n in names),
+                "--oversubscribe", "--bind-to", "none", "--mca", "plm_rsh_agent",
+                f"{sys.executable} -m jupyter_ext.launcher.docker_rsh", "--mca", "plm_rsh_no_tree_spawn", "1",
+                "--mca", "btl", "self,tcp", "-wdir", str(self.rd.path / "wd")]
+        if os.geteuid() == 0:
+            argv.append("--allow-run-as-root")
+        for key, value in env.items():
+            argv += ["-x", f"{key}={value}"]
+        script = node.argv[node.argv.index("jupyter_ext.launcher.rank_entry") + 1:]
+        argv += [self.cfg["python"], "-u", "-m", "jupyter_ext.launcher.rank_entry", *script]
+        host_env = dict(os.environ, JUPYTER_TRAIN_DOCKER_URL=self.cfg.get("base_url") or "")
+        with open(self.rd.logs / f"{node.log_name}.txt", "ab") as log:
+            proc = subprocess.Popen(argv, cwd=self.rd.path / "wd", env=host_env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((node, proc))
+
+    def _start_containers(self) -> None:
+        import docker
+
+        mounts = self._mounts()
         for i, node in enumerate(self.spec.nodes):
             gpus = node.env.get("CUDA_VISIBLE_DEVICES")
             requests = [docker.types.DeviceRequest(device_ids=gpus.split(","), capabilities=[["gpu"]])] if gpus else []
             env = self.node_env(node)
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(str(k) for k in range(len(gpus.split(","))))
-            name = f"jt-{self.spec.run_id}-node{i}"
+            name = container_name(self.spec.run_id, i)
             try:
                 container = self._run_container(name, node, env, mounts, requests)
             except docker.errors.DockerException as exc:
@@ -122,7 +182,9 @@ class DockerSupervisor(Supervisor):
             pass  # the container is gone; what it wrote is in the file
 
     def stop_all(self) -> None:
-        for _, p in self.procs:
+        hosted = [p for _, p in self.procs if isinstance(p, subprocess.Popen)]
+        terminate_groups([p.pid for p in hosted], self.spec.cancel_grace_s)  # mpirun, on this host
+        for p in [p for _, p in self.procs if isinstance(p, _Container)] + self.keepers:
             try:
                 p.c.stop(timeout=int(max(1, self.spec.cancel_grace_s)))
             except Exception:
@@ -134,7 +196,7 @@ class DockerSupervisor(Supervisor):
     def remove_containers(self) -> None:
         for t in self.threads:
             t.join(timeout=5)
-        for _, p in self.procs:
+        for p in [p for _, p in self.procs if isinstance(p, _Container)] + self.keepers:
             try:
                 p.c.remove(force=True)
             except Exception:
@@ -144,7 +206,7 @@ class DockerSupervisor(Supervisor):
         for t in self.threads:
             t.join(timeout=5)  # the containers' last lines are in the node logs
         for node, p in self.procs:
-            if p.oom:
+            if getattr(p, "oom", False):
                 with open(self.rd.logs / f"{node.log_name}.txt", "a") as f:
                     f.write("The container was killed: out of memory (OOMKilled). Give it more memory "
                             "or use smaller batches.\n")

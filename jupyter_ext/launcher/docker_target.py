@@ -85,6 +85,7 @@ class DockerTarget(ClusterTarget):
                                 idle_seconds_before_scaledown=0, created_at=config.created_at)
         super().__init__(cluster, gpus=[], python=python)
         self.gpus_per_node = config.gpus
+        self._seen, self._seen_at = {}, -1e9
 
     @property
     def engine(self) -> str:
@@ -128,8 +129,24 @@ class DockerTarget(ClusterTarget):
         d = super().describe()
         d.update(kind=self.kind, base_url=self.engine, vm_size=f"container x{self.docker.max_nodes}",
                  gpus=self.gpus_per_node, network=self.docker.network, image=self.docker.image,
-                 allow_pull=self.docker.allow_pull)
+                 allow_pull=self.docker.allow_pull, **self._engine_view())
+        if d["engine"] != "ready":
+            d["state"] = "unreachable"
         return d
+
+    def _engine_view(self) -> dict:
+        """The engine's own count of this target's running containers (cached two seconds,
+        with a short timeout: the compute list must not hang on a dead engine)."""
+        now = time.monotonic()
+        if now - self._seen_at > 2:
+            try:
+                client = connect(self.docker.base_url, timeout=2)
+                running = client.containers.list(filters={"label": f"{LABEL}.target={self.name}"})
+                self._seen = {"engine": "ready", "containers": len(running)}
+            except Exception:
+                self._seen = {"engine": "unreachable", "containers": 0}
+            self._seen_at = now
+        return dict(self._seen)
 
     def to_config(self) -> dict:
         return asdict(self.docker)
