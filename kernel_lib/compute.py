@@ -61,6 +61,7 @@ class DockerProvisioningConfiguration:
     volumes: dict | None = None
     image: str | None = None
     allow_pull: bool = False
+    shared_filesystem: bool | None = None
 
 
 class DockerCompute:
@@ -71,10 +72,15 @@ class DockerCompute:
     @staticmethod
     def provisioning_configuration(base_url: str | None = None, max_nodes: int = 4, gpus: int = 0,
                                    shm_size: str = "2g", network: str = "host", volumes: dict | None = None,
-                                   image: str | None = None, allow_pull: bool = False):
+                                   image: str | None = None, allow_pull: bool = False,
+                                   shared_filesystem: bool | None = None):
+        """``shared_filesystem``: whether the engine sees this machine's files at the same paths
+        (default: yes for a unix:// socket, no for tcp:// and ssh://, whose runs get their files
+        copied through a volume)."""
         return DockerProvisioningConfiguration(base_url=base_url, max_nodes=max_nodes, gpus=gpus,
                                                shm_size=shm_size, network=network, volumes=volumes or {},
-                                               image=image, allow_pull=allow_pull)
+                                               image=image, allow_pull=allow_pull,
+                                               shared_filesystem=shared_filesystem)
 
 
 class ComputeTarget:

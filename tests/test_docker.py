@@ -277,3 +277,38 @@ def test_mpi_across_two_containers(ws, target, dockerd):
         line = log_of(run, f"rank_{rank}.txt").split("\n")[0]
         assert f"RANK={rank} WORLD_SIZE=4 LOCAL_RANK={rank % 2} NODE_RANK={rank // 2}" in line
     assert labelled(client, run.id) == []
+
+
+def test_an_engine_without_our_files_gets_them_through_a_volume(ws, dockerd, tmp_path):
+    """shared_filesystem=False is how a tcp:// or ssh:// engine on another machine runs: the
+    working copy and jupyter-train go into a volume; logs and metrics come back while it runs,
+    outputs at the end. Simulated on the local engine (the run directory is not mounted)."""
+    sock, client = dockerd
+    volumes = {"/usr": "/usr:ro", PY_ROOT: f"{PY_ROOT}:ro"}
+    remote = ComputeTarget.create(ws, "far", DockerCompute.provisioning_configuration(
+        base_url=sock, volumes=volumes, shared_filesystem=False))
+    assert remote.details["shared_filesystem"] is False
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    (src_dir / "far.py").write_text(
+        "import os, time\nfrom kernel_lib.tracking import Run\n"
+        "run_dir = os.environ['JUPYTER_TRAIN_RUN_DIR']\n"
+        "print('sees spec.json:', os.path.exists(os.path.join(run_dir, 'spec.json')), flush=True)\n"
+        "for i in range(6):\n    Run.get_context().log('step', i)\n    print('tick', i, flush=True)\n"
+        "    time.sleep(0.5)\n"
+        "os.makedirs('outputs', exist_ok=True)\nopen('outputs/far.txt', 'w').write('made far away')\n")
+    run = Experiment(ws, "far").submit(ScriptRunConfig(str(src_dir), "far.py", compute_target=remote,
+                                                       environment=skeleton_env()))
+    deadline = time.monotonic() + 60
+    while "tick 1" not in log_of(run):  # logs arrive while it runs, not only at the end
+        assert time.monotonic() < deadline and run.get_status() not in ("Completed", "Failed"), \
+            log_of(run, "supervisor.txt")
+        time.sleep(0.2)
+    assert run.get_status() == "Running"
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run) + log_of(run, "supervisor.txt")
+    assert "sees spec.json: False" in run.get_log()  # the host's run directory was not mounted
+    assert run.get_metrics()["step"] == [0, 1, 2, 3, 4, 5]
+    assert "outputs/far.txt" in run.get_file_names()
+    assert client.volumes.list(filters={"label": f"jupyter-train.run-id={run.id}"}) == []
+    assert labelled(client, run.id) == []

@@ -62,6 +62,8 @@ class DockerSupervisor(Supervisor):
         self.client = docker.DockerClient(base_url=self.cfg.get("base_url") or None, timeout=60)
         self.threads: list[threading.Thread] = []
         self.keepers: list[_Container] = []  # MPI: node containers mpirun execs into
+        self.volume = None  # copy mode: the run's files on the engine
+        self._done = threading.Event()
 
     def node_env(self, node) -> dict[str, str]:
         """Not this host's environment: the image has its own PATH and libraries."""
@@ -83,17 +85,110 @@ class DockerSupervisor(Supervisor):
             argv[0] = self.cfg["python"]
         return argv
 
+    @property
+    def copy_mode(self) -> bool:
+        """The engine does not see this host's files: the run's files go through a volume."""
+        return not self.cfg.get("shared", True)
+
     def _mounts(self) -> list:
         import docker
 
         run_dir = str(self.rd.path)
-        mounts = [docker.types.Mount(run_dir, run_dir, type="bind")]
+        if self.copy_mode:
+            mounts = [docker.types.Mount(run_dir, self.volume.name, type="volume")]
+        else:
+            mounts = [docker.types.Mount(run_dir, run_dir, type="bind")]
         for host, spec in self.cfg["mounts"].items():
             target, _, mode = spec.partition(":")
             mounts.append(docker.types.Mount(target, host, type="bind", read_only=mode == "ro"))
         return mounts
 
+    # -- a volume instead of bind mounts (an engine on another machine) -----------------------
+    def _fill_volume(self) -> None:
+        """Create the run's volume and copy in the working copies, the empty history folders and
+        jupyter-train's packages (.jt-lib), through a created-but-never-started container."""
+        import io
+        import tarfile
+
+        import docker
+
+        labels = {f"{LABEL}.run-id": self.spec.run_id, f"{LABEL}.target": self.cfg["target"]}
+        self.volume = self.client.volumes.create(name=container_name(self.spec.run_id, 0) + "-files",
+                                                 labels=labels)
+        run_dir = str(self.rd.path)
+        buf = io.BytesIO()
+        skip = {"__pycache__", "labextension", "node_modules"}
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for wd in sorted({n.cwd for n in self.spec.nodes} | {"wd"}):
+                tar.add(self.rd.path / wd, arcname=wd)
+            for d in ("logs", "metrics", "pids", "errors"):
+                info = tarfile.TarInfo(d)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            for host, inside in self.cfg["packages"].items():
+                name = inside.rsplit("/", 1)[-1]
+                tar.add(host, arcname=f".jt-lib/{name}",
+                        filter=lambda ti: None if set(ti.name.split("/")) & skip else ti)
+        helper = self.client.containers.create(self.cfg["image"], ["true"], labels=labels,
+                                               mounts=[docker.types.Mount(run_dir, self.volume.name,
+                                                                          type="volume")])
+        try:
+            helper.put_archive(run_dir, buf.getvalue())
+        finally:
+            helper.remove(force=True)
+        self.cfg["pythonpath"] = f"{run_dir}/.jt-lib:{self.cfg['pythonpath'].split(':', 1)[1]}"
+
+    def _sync(self, final: bool = False) -> None:
+        """Copy logs, metrics (and at the end errors and outputs) from the volume to this host,
+        each file replaced whole (write then rename), so readers never see half a file."""
+        import io
+        import tarfile
+
+        holders = [p.c for _, p in self.procs if isinstance(p, _Container)] + [k.c for k in self.keepers]
+        if not holders:
+            return
+        subs = ["logs", "metrics"] + (["errors", "pids"] + sorted(
+            f"{n.cwd}/{d}" for n in self.spec.nodes for d in ("outputs", "logs")) + ["wd/outputs", "wd/logs"]
+            if final else [])
+        for sub in dict.fromkeys(subs):
+            try:
+                stream, _ = holders[0].get_archive(f"{self.rd.path}/{sub}")
+            except Exception:
+                continue  # not there (yet)
+            data = io.BytesIO(b"".join(stream))
+            parent = (self.rd.path / sub).parent
+            with tarfile.open(fileobj=data) as tar:
+                for member in tar.getmembers():
+                    parts = member.name.split("/")
+                    if not member.isfile() or ".." in parts or member.name.startswith("/"):
+                        continue
+                    dest = parent / member.name
+                    if dest.is_file() and dest.stat().st_size == member.size and not final:
+                        continue  # unchanged since the last pass
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = dest.with_name(f".{dest.name}.sync")
+                    with tar.extractfile(member) as src, open(tmp, "wb") as out:
+                        out.write(src.read())
+                    os.replace(tmp, dest)
+
+    def _sync_loop(self) -> None:
+        while not self._done.wait(1.0):
+            try:
+                self._sync()
+            except Exception:
+                pass  # the next pass, or the final one, catches up
+
+    def wait_nodes(self) -> None:
+        super().wait_nodes()
+        if self.copy_mode:
+            self._done.set()
+            self._sync(final=True)
+
     def start_nodes(self) -> None:
+        if self.copy_mode:
+            self._fill_volume()
+            t = threading.Thread(target=self._sync_loop, daemon=True)
+            t.start()
         d = self.spec.distributed
         if d is not None and d.kind == "mpi":
             return self._start_mpi(d)
@@ -154,7 +249,9 @@ class DockerSupervisor(Supervisor):
                 raise OSError(f"the Docker engine refused container {name}: {exc}") from None
             proc = _Container(container)
             self.procs.append((node, proc))
-            t = threading.Thread(target=self._copy_logs, args=(container, self.rd.logs / f"{node.log_name}.txt"),
+            # the container's own output; in copy mode rank logs come from the volume instead
+            log_name = f"container_{i}" if self.copy_mode and node.log_name.startswith("rank_") else node.log_name
+            t = threading.Thread(target=self._copy_logs, args=(container, self.rd.logs / f"{log_name}.txt"),
                                  daemon=True)
             t.start()
             self.threads.append(t)
@@ -199,6 +296,11 @@ class DockerSupervisor(Supervisor):
         for p in [p for _, p in self.procs if isinstance(p, _Container)] + self.keepers:
             try:
                 p.c.remove(force=True)
+            except Exception:
+                pass
+        if self.volume is not None:
+            try:
+                self.volume.remove(force=True)
             except Exception:
                 pass
 

@@ -58,7 +58,17 @@ class DockerConfig:
     volumes: dict = field(default_factory=dict)  # host path -> "container path[:ro]"
     image: str | None = None  # for runs whose environment names no image
     allow_pull: bool = False
+    # Whether the engine sees this host's files at the same paths (bind mounts). None: yes for a
+    # unix:// socket, no for tcp:// and ssh:// engines, whose runs get their files copied into a
+    # volume and back (logs and metrics every second).
+    shared_filesystem: bool | None = None
     created_at: float = field(default_factory=time.time)
+
+    @property
+    def shared(self) -> bool:
+        if self.shared_filesystem is not None:
+            return bool(self.shared_filesystem)
+        return (self.base_url or default_base_url()).startswith("unix://")
 
     def validate(self) -> None:
         if not isinstance(self.max_nodes, int) or isinstance(self.max_nodes, bool) or self.max_nodes < 1:
@@ -119,17 +129,20 @@ class DockerTarget(ClusterTarget):
 
     def container_config(self, image: str, python: str) -> dict:
         """What the supervisor needs to start this run's containers (stored in spec.json)."""
-        mounts = {k: v + ":ro" for k, v in package_mounts().items()}
+        shared = self.docker.shared
+        mounts = {k: v + ":ro" for k, v in package_mounts().items()} if shared else {}
         mounts.update(self.docker.volumes)
         return {"base_url": self.docker.base_url, "image": image, "python": python,
                 "mounts": mounts, "network": self.docker.network, "shm_size": self.docker.shm_size,
-                "target": self.name, "pythonpath": f"{LIB}:{SITE}"}
+                "target": self.name, "pythonpath": f"{LIB}:{SITE}", "shared": shared,
+                "packages": package_mounts()}
 
     def describe(self) -> dict:
         d = super().describe()
         d.update(kind=self.kind, base_url=self.engine, vm_size=f"container x{self.docker.max_nodes}",
                  gpus=self.gpus_per_node, network=self.docker.network, image=self.docker.image,
-                 allow_pull=self.docker.allow_pull, **self._engine_view())
+                 allow_pull=self.docker.allow_pull, shared_filesystem=self.docker.shared,
+                 **self._engine_view())
         if d["engine"] != "ready":
             d["state"] = "unreachable"
         return d
