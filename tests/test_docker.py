@@ -6,18 +6,15 @@ the target's volumes."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.dockerd import Dockerd
 
 from kernel_lib import (ComputeTarget, DockerCompute, Environment, Experiment, PyTorchConfiguration,
                         ScriptRunConfig, Workspace)
@@ -38,64 +35,10 @@ def _need_docker():
 @pytest.fixture(scope="module")
 def dockerd():
     _need_docker()
-    import docker
-
-    root = Path(tempfile.mkdtemp(prefix="jtdk-", dir="/tmp"))  # short: the socket path is limited
-    sock = f"unix://{root}/d.sock"
-    log = open(root / "dockerd.log", "wb")
-    proc = subprocess.Popen(
-        ["dockerd", "--storage-driver=overlay2", "--iptables=false", "--ip6tables=false", "--bridge=none",
-         "--host", sock, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "d.pid")], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    client = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (root / "dockerd.log").read_text()[-3000:]
-        try:
-            client = docker.DockerClient(base_url=sock, timeout=60)
-            client.ping()
-            break
-        except Exception:
-            client = None
-            time.sleep(0.3)
-    assert client is not None, (root / "dockerd.log").read_text()[-3000:]
-    _import_skeleton(client)
-    yield sock, client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
-    # dockerd leaves its network namespace mounted under exec-root: unmount what lies under root
-    with open("/proc/mounts") as f:
-        points = [line.split()[1] for line in f if line.split()[1].startswith(str(root))]
-    for point in sorted(points, key=len, reverse=True):
-        subprocess.run(["umount", point], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def _import_skeleton(client) -> None:
-    """An image with no software of its own: merged-/usr links, /etc/passwd, empty mount points."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in ("usr", "etc", "tmp", "root", "proc", "dev", "sys", "run", "var", "opt", "home"):
-            ti = tarfile.TarInfo(d)
-            ti.type, ti.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
-            tar.addfile(ti)
-        for name in ("bin", "lib", "lib64", "sbin"):
-            ti = tarfile.TarInfo(name)
-            ti.type, ti.linkname = tarfile.SYMTYPE, f"usr/{name}"
-            tar.addfile(ti)
-        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")):
-            data = text.encode()
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tar.addfile(ti, io.BytesIO(data))
-    client.api.import_image_from_data(buf.getvalue(), repository=SKELETON.split(":")[0], tag="1")
+    engine = Dockerd().start()
+    engine.import_skeleton(SKELETON)
+    yield engine.url, engine.client
+    engine.stop()
 
 
 @pytest.fixture

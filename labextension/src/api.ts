@@ -41,6 +41,9 @@ export interface ICompute {
   max_nodes?: number;
   node_counts: { idle?: number; busy?: number; preparing?: number; unusable?: number };
   queue: string[];
+  base_url?: string;
+  engine?: string;
+  containers?: number;
 }
 
 export interface IModel {

@@ -360,11 +360,13 @@ export class TrainSidebar extends Widget {
     this._computes.replaceChildren(
       ...computes.map(c => {
         const counts = c.node_counts ?? {};
-        const shape = c.kind === 'cluster'
-          ? `${c.vm_size ?? ''} · ${c.min_nodes ?? 0}–${c.max_nodes ?? c.nodes} nodes`
-          : `${c.cpus ?? '?'} CPUs${c.gpus ? ` · ${c.gpus} GPUs` : ''}`;
+        const shape = c.kind === 'docker'
+          ? `${c.engine === 'ready' ? `${c.containers ?? 0} containers running` : 'engine unreachable'} · up to ${c.max_nodes ?? c.nodes} nodes`
+          : c.kind === 'cluster'
+            ? `${c.vm_size ?? ''} · ${c.min_nodes ?? 0}–${c.max_nodes ?? c.nodes} nodes`
+            : `${c.cpus ?? '?'} CPUs${c.gpus ? ` · ${c.gpus} GPUs` : ''}`;
         return h('div', { class: 'jp-train-compute', 'data-compute': c.name, 'data-state': c.state },
-          h('div', { class: 'jp-train-compute-head' },
+          h('div', { class: 'jp-train-compute-head', title: c.base_url ?? '' },
             h('span', { class: 'jp-train-compute-name' }, c.name),
             h('span', { class: 'jp-train-compute-kind' }, `${c.kind} · ${shape}`)),
           h('div', { class: 'jp-train-nodes' },
