@@ -255,3 +255,18 @@ def test_an_engine_without_our_files_gets_them_through_a_volume(ws, dockerd, tmp
     assert "outputs/far.txt" in run.get_file_names()
     assert client.volumes.list(filters={"label": f"jupyter-train.run-id={run.id}"}) == []
     assert labelled(client, run.id) == []
+
+
+def test_an_environment_from_a_dockerfile(ws, target, dockerd, tmp_path):
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    (src_dir / "env.py").write_text("import os\nprint('FROM_DOCKERFILE=' + os.environ.get('FROM_DOCKERFILE', '-'), flush=True)\n")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {SKELETON} AS base\nENV FROM_DOCKERFILE=yes\n")
+    env = Environment.from_dockerfile("from-dockerfile", str(dockerfile))
+    env.python.user_managed_dependencies = True
+    env.python.interpreter_path = sys.executable
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "env.py", compute_target=target,
+                                                          environment=env))
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed", run.get_log("prepare.txt")
+    assert "FROM_DOCKERFILE=yes" in run.get_log()
