@@ -19,6 +19,7 @@ _EXPORTS = {
     "ClusterCompute": "compute",
     "AmlCompute": "compute",
     "DockerCompute": "compute",
+    "RayCompute": "compute",
     "PyTorchConfiguration": "distributed",
     "Environment": "environment",
     "CondaDependencies": "environment",

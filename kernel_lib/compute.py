@@ -64,6 +64,25 @@ class DockerProvisioningConfiguration:
     shared_filesystem: bool | None = None
 
 
+@dataclass
+class RayProvisioningConfiguration:
+    kind: str = "ray"
+    address: str | None = None
+    max_nodes: int = 4
+    node_shape: dict | None = None
+
+
+class RayCompute:
+    """Nodes are the nodes of a Ray cluster: ``address`` "ray://host:10001", "auto", "host:port",
+    or None for a local head the target starts and stops. ``node_shape``: Ray resources of each
+    node of a job (default {"CPU": 1})."""
+
+    @staticmethod
+    def provisioning_configuration(address: str | None = None, node_shape: dict | None = None,
+                                   max_nodes: int = 4):
+        return RayProvisioningConfiguration(address=address, max_nodes=max_nodes, node_shape=node_shape)
+
+
 class DockerCompute:
     """Nodes are containers on a Docker engine: ``base_url`` defaults to DOCKER_HOST, else the
     local socket. Each node of a job is one container of the run's environment image (its

@@ -72,6 +72,7 @@ class RunSpec:
     node_gpus: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each node
     cancel_grace_s: float = 2.0
     container: dict | None = None  # Docker target: image, python, mounts, network (docker_target)
+    ray: dict | None = None  # Ray target: address, bundle shape (ray_target)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)

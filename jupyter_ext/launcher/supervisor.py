@@ -179,6 +179,10 @@ def main(argv=None) -> int:
         from .docker_supervisor import DockerSupervisor
 
         return DockerSupervisor(argv[0]).run()
+    if spec.ray:
+        from .ray_supervisor import RaySupervisor
+
+        return RaySupervisor(argv[0]).run()
     return Supervisor(argv[0]).run()
 
 

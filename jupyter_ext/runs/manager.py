@@ -24,6 +24,7 @@ from ..modelfiles import ModelFiles
 from ..launcher.cluster_target import ClusterConfig, ClusterTarget
 from ..launcher.commands import build_nodes
 from ..launcher.docker_target import DockerConfig, DockerTarget
+from ..launcher.ray_target import RayConfig, RayTarget
 from ..launcher.local_target import LocalTarget
 from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
@@ -56,6 +57,9 @@ class RunManager:
                 if row["kind"] == "docker":
                     self.targets[row["name"]] = DockerTarget(DockerConfig(**row["config"]))
                     continue
+                if row["kind"] == "ray":
+                    self.targets[row["name"]] = RayTarget(RayConfig(**row["config"]))
+                    continue
                 cfg = ClusterConfig(**row["config"])
                 self.targets[cfg.name] = ClusterTarget(cfg, self._host_gpus(), shapes=self.node_shapes)
             except (InvalidRequest, TypeError) as exc:  # e.g. a named shape no longer configured
@@ -76,6 +80,9 @@ class RunManager:
 
     async def stop(self) -> None:
         await self.tailer.stop()
+        for target in self.targets.values():
+            if isinstance(target, RayTarget):
+                target.stop_head()
         self.store.close()
 
     def run_dir(self, run_id: str) -> RunDir:
@@ -91,6 +98,8 @@ class RunManager:
                 f"Unknown compute target {req.compute_target!r}. Known targets: "
                 f"{', '.join(sorted(self.targets))}. Create it first or pick one of these.")
         dist = parse_distributed(req.distributed)
+        if isinstance(target, RayTarget):
+            target.check_kind(dist.kind if dist else None)
         if dist is not None:
             target.check_job(dist.nodes, dist.procs_per_node, dist.backend)
         env = self.resolve_environment(req.environment) if req.environment else None
@@ -324,6 +333,13 @@ class RunManager:
             (rd.path / "nodes.json").write_text(json.dumps({"target": target.name, "nodes": indices}))
             spec.node_gpus = target.node_gpus(indices)
             spec.nodes = build_nodes(spec)
+            if isinstance(target, RayTarget):
+                try:
+                    spec.ray = target.ray_config()  # may start the target's local head
+                except InvalidRequest as exc:
+                    rd.append_event(RunState.FAILED, "server", exc.message)
+                    self.tailer.sync(run_id)
+                    continue
             rd.spec_path.write_text(spec.to_json())
             self._schedule(target, spec, rd)
 
@@ -456,6 +472,18 @@ class RunManager:
         name = check_name("Compute target", body.get("name"))
         if name in self.targets:
             raise Conflict(f"A compute target {name!r} exists already; pick another name or delete it.")
+        if body.get("kind") == "ray":
+            fields = set(RayConfig.__dataclass_fields__) - {"name", "created_at"}
+            unknown = set(body) - fields - {"name", "kind"}
+            if unknown:
+                raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for a Ray target; allowed: "
+                                     f"{sorted(fields)}.")
+            config = RayConfig(name=name, **{k: v for k, v in body.items() if k in fields and v is not None})
+            config.validate()
+            target = RayTarget(config)
+            self.store.save_compute(name, "ray", target.to_config())
+            self.targets[name] = target
+            return target.describe()
         if body.get("kind") == "docker":
             fields = set(DockerConfig.__dataclass_fields__) - {"name", "created_at"}
             unknown = set(body) - fields - {"name", "kind"}
