@@ -130,6 +130,16 @@ class Headless:
                 self.kill()
 
 
+def log_of(run, name="rank_0.txt"):
+    """A run's log through the SDK, or '' while it does not exist yet (for polling loops)."""
+    from kernel_lib.client import TrainError
+
+    try:
+        return run.get_log(name)
+    except TrainError:
+        return ""
+
+
 def _read_json(path):
     try:
         return json.loads(Path(path).read_text())

@@ -19,6 +19,7 @@ from tests.dockerd import Dockerd
 from kernel_lib import (ComputeTarget, DockerCompute, Environment, Experiment, PyTorchConfiguration,
                         ScriptRunConfig, Workspace)
 from kernel_lib.client import TrainError
+from tests.conftest import log_of
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
 SKELETON = "jt-skeleton:1"
@@ -62,13 +63,6 @@ def skeleton_env(name="skeleton", pip=()):
     env.python.interpreter_path = sys.executable  # the host's interpreter, mounted in
     env.python.conda_dependencies.pip_packages = list(pip)
     return env
-
-
-def log_of(run, name="rank_0.txt"):
-    try:
-        return run.get_log(name)
-    except TrainError:
-        return ""  # not written yet
 
 
 def labelled(client, run_id):

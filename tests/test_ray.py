@@ -12,6 +12,7 @@ import pytest
 from kernel_lib import (ComputeTarget, Experiment, MpiConfiguration, PyTorchConfiguration, RayCompute,
                         ScriptRunConfig, Workspace)
 from kernel_lib.client import TrainError
+from tests.conftest import log_of
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # bind to loopback on this host
@@ -44,13 +45,6 @@ def target(ws, ray_cluster):
     cluster, _ = ray_cluster
     return ComputeTarget.create(ws, "ray", RayCompute.provisioning_configuration(
         address=cluster.address, node_shape={"CPU": 2}, max_nodes=2))
-
-
-def log_of(run, name="rank_0.txt"):
-    try:
-        return run.get_log(name)
-    except TrainError:
-        return ""
 
 
 def test_ddp_on_two_ray_nodes_of_two_processes(ws, target):

@@ -84,6 +84,13 @@ class _Node:
 class ClusterTarget(LocalTarget):
     kind = "cluster"
 
+    @staticmethod
+    def slot_config(name: str, max_nodes: int, created_at: float) -> ClusterConfig:
+        """Node accounting only (nodes ready at once, released when idle): for targets whose nodes
+        live elsewhere (containers, Ray nodes)."""
+        return ClusterConfig(name=name, vm_size="cpu:1", min_nodes=0, max_nodes=max_nodes,
+                             idle_seconds_before_scaledown=0, created_at=created_at)
+
     def __init__(self, config: ClusterConfig, gpus: list[str] | None = None, python: str | None = None,
                  shapes: dict | None = None):
         super().__init__(config.name, python)

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..errors import InvalidRequest
-from .cluster_target import ClusterConfig, ClusterTarget
+from .cluster_target import ClusterTarget
 from .procs import is_alive
 from .rundir import RunDir
 
@@ -91,9 +91,7 @@ class DockerTarget(ClusterTarget):
 
     def __init__(self, config: DockerConfig, python: str | None = None):
         self.docker = config
-        cluster = ClusterConfig(name=config.name, vm_size="cpu:1", min_nodes=0, max_nodes=config.max_nodes,
-                                idle_seconds_before_scaledown=0, created_at=config.created_at)
-        super().__init__(cluster, gpus=[], python=python)
+        super().__init__(self.slot_config(config.name, config.max_nodes, config.created_at), gpus=[], python=python)
         self.gpus_per_node = config.gpus
         self._seen, self._seen_at = {}, -1e9
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..errors import InvalidRequest
-from .cluster_target import ClusterConfig, ClusterTarget
+from .cluster_target import ClusterTarget
 
 
 @dataclass
@@ -52,9 +52,7 @@ class RayTarget(ClusterTarget):
 
     def __init__(self, config: RayConfig, python: str | None = None):
         self.ray = config
-        cluster = ClusterConfig(name=config.name, vm_size="cpu:1", min_nodes=0, max_nodes=config.max_nodes,
-                                idle_seconds_before_scaledown=0, created_at=config.created_at)
-        super().__init__(cluster, gpus=[], python=python)
+        super().__init__(self.slot_config(config.name, config.max_nodes, config.created_at), gpus=[], python=python)
         self.gpus_per_node = int(config.node_shape.get("GPU", 0))
         self._head: subprocess.Popen | None = None
         self._head_address: str | None = None

@@ -222,9 +222,7 @@ class RunManager:
             rd.append_event(RunState.FAILED, "server", f"Environment {env.name} could not be prepared: {exc}")
             self.tailer.sync(spec.run_id)
             return
-        if rd.last_state() in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
-            rd.append_event(RunState.CANCELED, "server", "Canceled while its environment was prepared")
-            self.tailer.sync(spec.run_id)
+        if self._canceled_while_preparing(rd, spec.run_id, "its environment"):
             return
         spec.python = python
         rd.spec_path.write_text(spec.to_json())
@@ -241,6 +239,13 @@ class RunManager:
             f"A run on the Docker target {target.name!r} needs an image: give it an environment with "
             "docker.base_image (or a Dockerfile), or create the target with image=... for runs that "
             "name none.")
+
+    def _canceled_while_preparing(self, rd: RunDir, run_id: str, what: str) -> bool:
+        if rd.last_state() not in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
+            return False
+        rd.append_event(RunState.CANCELED, "server", f"Canceled while {what} was prepared")
+        self.tailer.sync(run_id)
+        return True
 
     async def _prepare_container(self, target: DockerTarget, spec: RunSpec, rd: RunDir,
                                  env: EnvironmentSpec) -> None:
@@ -261,9 +266,7 @@ class RunManager:
             rd.append_event(RunState.FAILED, "server", f"Environment {env.name}: {message}")
             self.tailer.sync(spec.run_id)
             return
-        if rd.last_state() in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
-            rd.append_event(RunState.CANCELED, "server", "Canceled while its image was prepared")
-            self.tailer.sync(spec.run_id)
+        if self._canceled_while_preparing(rd, spec.run_id, "its image"):
             return
         spec.container = target.container_config(tag, env.interpreter_path or "python3")
         rd.spec_path.write_text(spec.to_json())
@@ -472,31 +475,20 @@ class RunManager:
         name = check_name("Compute target", body.get("name"))
         if name in self.targets:
             raise Conflict(f"A compute target {name!r} exists already; pick another name or delete it.")
-        if body.get("kind") == "ray":
-            fields = set(RayConfig.__dataclass_fields__) - {"name", "created_at"}
+        kinds = {"ray": (RayConfig, RayTarget, "a Ray target"), "docker": (DockerConfig, DockerTarget, "a Docker target")}
+        if body.get("kind") in kinds:
+            config_cls, target_cls, what = kinds[body["kind"]]
+            fields = set(config_cls.__dataclass_fields__) - {"name", "created_at"}
             unknown = set(body) - fields - {"name", "kind"}
             if unknown:
-                raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for a Ray target; allowed: "
-                                     f"{sorted(fields)}.")
-            config = RayConfig(name=name, **{k: v for k, v in body.items() if k in fields and v is not None})
+                raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for {what}; allowed: {sorted(fields)}.")
+            config = config_cls(name=name, **{k: v for k, v in body.items() if k in fields and v is not None})
             config.validate()
-            target = RayTarget(config)
-            self.store.save_compute(name, "ray", target.to_config())
-            self.targets[name] = target
-            return target.describe()
-        if body.get("kind") == "docker":
-            fields = set(DockerConfig.__dataclass_fields__) - {"name", "created_at"}
-            unknown = set(body) - fields - {"name", "kind"}
-            if unknown:
-                raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for a Docker target; allowed: "
-                                     f"{sorted(fields)}.")
-            config = DockerConfig(name=name, **{k: v for k, v in body.items() if k in fields})
-            config.validate()
-            target = DockerTarget(config)
-            why = target.ping()
+            target = target_cls(config)
+            why = target.ping() if isinstance(target, DockerTarget) else None
             if why:
                 raise InvalidRequest(why + ". Start Docker, or pass the engine's base_url.")
-            self.store.save_compute(name, "docker", target.to_config())
+            self.store.save_compute(name, body["kind"], target.to_config())
             self.targets[name] = target
             return target.describe()
         fields = {k: body[k] for k in ("vm_size", "min_nodes", "max_nodes",
