@@ -56,6 +56,14 @@ def target(ws, dockerd):
     return ComputeTarget.create(ws, "docker", cfg)
 
 
+def script(tmp_path, name, text):
+    """A source folder holding one script."""
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    (src_dir / name).write_text(text)
+    return src_dir
+
+
 def skeleton_env(name="skeleton", pip=()):
     env = Environment(name)
     env.docker.base_image = SKELETON
@@ -71,9 +79,7 @@ def labelled(client, run_id):
 
 def test_a_run_in_one_container(ws, target, dockerd, tmp_path):
     _sock, client = dockerd
-    src_dir = tmp_path / "src"
-    src_dir.mkdir()
-    (src_dir / "where.py").write_text(
+    src_dir = script(tmp_path, "where.py",
         "import os, sys\nfrom kernel_lib.tracking import Run\n"
         "print('in container:', os.path.exists('/.dockerenv'), 'python', sys.executable, flush=True)\n"
         "Run.get_context().log('acc', 0.5)\nos.makedirs('outputs', exist_ok=True)\n"
@@ -129,9 +135,7 @@ def test_cancel_stops_and_removes_the_containers(ws, target, dockerd):
 
 
 def test_a_dying_container_fails_the_run_with_its_exit_code(ws, target, dockerd, tmp_path):
-    src_dir = tmp_path / "src"
-    src_dir.mkdir()
-    (src_dir / "die.py").write_text("import os\nprint('last words', flush=True)\nos._exit(7)\n")
+    src_dir = script(tmp_path, "die.py", "import os\nprint('last words', flush=True)\nos._exit(7)\n")
     run = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "die.py", compute_target=target,
                                                           environment=skeleton_env()))
     details = run.wait_for_completion(raise_on_error=False)
@@ -152,9 +156,7 @@ def test_a_missing_base_image_is_refused_not_pulled(ws, target, dockerd):
 
 
 def test_pip_packages_are_added_to_the_image(ws, target, dockerd, tmp_path):
-    src_dir = tmp_path / "src"
-    src_dir.mkdir()
-    (src_dir / "uses.py").write_text("import toolz\nprint('toolz from', toolz.__file__, flush=True)\n")
+    src_dir = script(tmp_path, "uses.py", "import toolz\nprint('toolz from', toolz.__file__, flush=True)\n")
     run = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "uses.py", compute_target=target,
                                                           environment=skeleton_env("with-toolz", ["toolz"])))
     details = run.wait_for_completion(raise_on_error=False)
@@ -225,9 +227,7 @@ def test_an_engine_without_our_files_gets_them_through_a_volume(ws, dockerd, tmp
     remote = ComputeTarget.create(ws, "far", DockerCompute.provisioning_configuration(
         base_url=sock, volumes=volumes, shared_filesystem=False))
     assert remote.details["shared_filesystem"] is False
-    src_dir = tmp_path / "src"
-    src_dir.mkdir()
-    (src_dir / "far.py").write_text(
+    src_dir = script(tmp_path, "far.py",
         "import os, time\nfrom kernel_lib.tracking import Run\n"
         "run_dir = os.environ['JUPYTER_TRAIN_RUN_DIR']\n"
         "print('sees spec.json:', os.path.exists(os.path.join(run_dir, 'spec.json')), flush=True)\n"
@@ -252,9 +252,7 @@ def test_an_engine_without_our_files_gets_them_through_a_volume(ws, dockerd, tmp
 
 
 def test_an_environment_from_a_dockerfile(ws, target, dockerd, tmp_path):
-    src_dir = tmp_path / "src"
-    src_dir.mkdir()
-    (src_dir / "env.py").write_text("import os\nprint('FROM_DOCKERFILE=' + os.environ.get('FROM_DOCKERFILE', '-'), flush=True)\n")
+    src_dir = script(tmp_path, "env.py", "import os\nprint('FROM_DOCKERFILE=' + os.environ.get('FROM_DOCKERFILE', '-'), flush=True)\n")
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(f"FROM {SKELETON} AS base\nENV FROM_DOCKERFILE=yes\n")
     env = Environment.from_dockerfile("from-dockerfile", str(dockerfile))

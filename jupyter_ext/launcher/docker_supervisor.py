@@ -15,10 +15,9 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 from .procs import kill_ranks, terminate_groups
-from .supervisor import POLL_S, Supervisor
+from .supervisor import RemoteProc, Supervisor
 
 LABEL = "jupyter-train"
 
@@ -29,28 +28,19 @@ def container_name(run_id: str, node: int) -> str:
     return f"jt-{run_id.replace('_', '-')}-node{node}"
 
 
-class _Container:
-    """Popen-like view of a container, so the base Supervisor's bookkeeping applies."""
-
+class _Container(RemoteProc):
     def __init__(self, container):
+        super().__init__()
         self.c = container
-        self.pid = 0
-        self.returncode = None
         self.oom = False
 
-    def poll(self):
-        if self.returncode is None:
-            self.c.reload()
-            state = self.c.attrs.get("State", {})
-            if self.c.status in ("exited", "dead"):
-                self.returncode = int(state.get("ExitCode", 1))
-                self.oom = bool(state.get("OOMKilled"))
-        return self.returncode
-
-    def wait(self):
-        while self.poll() is None:
-            time.sleep(POLL_S * 5)
-        return self.returncode
+    def check(self):
+        self.c.reload()
+        if self.c.status not in ("exited", "dead"):
+            return None
+        state = self.c.attrs.get("State", {})
+        self.oom = bool(state.get("OOMKilled"))
+        return int(state.get("ExitCode", 1))
 
 
 class DockerSupervisor(Supervisor):

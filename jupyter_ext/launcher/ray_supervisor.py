@@ -12,7 +12,7 @@ import time
 
 from .procs import kill_ranks
 from .spec import RunState
-from .supervisor import Supervisor
+from .supervisor import RemoteProc, Supervisor
 
 PG_TIMEOUT_S = 120
 
@@ -59,31 +59,21 @@ class NodeAgent:
             return self.proc.wait()
 
 
-class _AgentProc:
-    """Popen-like view of an agent, for the base Supervisor's bookkeeping."""
-
+class _AgentProc(RemoteProc):
     def __init__(self, agent, index: int):
+        super().__init__()
         self.agent, self.index = agent, index
         self.where = ""
-        self.pid = 0
-        self.returncode = None
         self.died: str | None = None
 
-    def poll(self):
-        if self.returncode is None:
-            import ray
+    def check(self):
+        import ray
 
-            try:
-                self.returncode = ray.get(self.agent.poll.remote(), timeout=30)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
-                self.died = f"Node {self.index} ({self.where}) died: its Ray node went away ({type(exc).__name__})"
-                self.returncode = 137
-        return self.returncode
-
-    def wait(self):
-        while self.poll() is None:
-            time.sleep(0.1)
-        return self.returncode
+        try:
+            return ray.get(self.agent.poll.remote(), timeout=30)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+            self.died = f"Node {self.index} ({self.where}) died: its Ray node went away ({type(exc).__name__})"
+            return 137
 
 
 class RaySupervisor(Supervisor):
@@ -95,7 +85,7 @@ class RaySupervisor(Supervisor):
 
     def start_nodes(self) -> None:
         import ray
-        from ray.util.placement_group import placement_group, remove_placement_group  # noqa: F401
+        from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

@@ -25,6 +25,34 @@ from .spec import RunSpec, RunState
 POLL_S = 0.02
 
 
+class RemoteProc:
+    """Popen-like view of a node that runs elsewhere (a container, a Ray agent), so the
+    supervisor's bookkeeping applies. ``check()`` asks where it runs (an API call); ``poll()``
+    asks at most every REMOTE_POLL_S, not at the supervisor's 20 ms pace."""
+
+    REMOTE_POLL_S = 0.25
+
+    def __init__(self):
+        self.pid = 0
+        self.returncode = None
+        self._checked = 0.0
+
+    def check(self) -> int | None:
+        raise NotImplementedError
+
+    def poll(self):
+        now = time.monotonic()
+        if self.returncode is None and now - self._checked >= self.REMOTE_POLL_S:
+            self._checked = now
+            self.returncode = self.check()
+        return self.returncode
+
+    def wait(self):
+        while self.poll() is None:
+            time.sleep(self.REMOTE_POLL_S)
+        return self.returncode
+
+
 class Supervisor:
     def __init__(self, run_dir: str):
         self.rd = RunDir(run_dir)
