@@ -43,7 +43,22 @@ def test_torchrun_per_node_with_disjoint_gpus():
         assert {"--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:{MASTER_PORT}", "--rdzv-id=r",
                 "--max-restarts=3"} <= set(n.argv)
         assert "NODE_RANK" not in n.env and not any(a.startswith("--node-rank") for a in n.argv)
-        assert n.argv[-5:] == ["-m", "jupyter_ext.launcher.rank_entry", "train.py", "--lr", "0.1"]
+        assert n.argv[-6:] == ["-m", "--", "jupyter_ext.launcher.rank_entry", "train.py", "--lr", "0.1"]
+
+
+@pytest.mark.parametrize("restarts", [0, 2])
+def test_script_arguments_that_look_like_torchruns_own_stay_the_scripts(restarts):
+    """torchrun's parser (argparse, abbreviations allowed) would take "--n" as ambiguous and
+    "--master-port" as its own; after "--" they all reach the script."""
+    from torch.distributed.run import get_args_parser
+
+    args = ["--n", "40", "--master-port", "1", "--log", "x", "--", "tail"]
+    s = spec(distributed=DistributedSpec("pytorch", nodes=2, procs_per_node=1, max_restarts=restarts))
+    s.arguments = args
+    for node in build_nodes(s):
+        parsed = get_args_parser().parse_args([a.replace("{MASTER_PORT}", "29500") for a in node.argv[3:]])
+        assert parsed.module and parsed.training_script == "jupyter_ext.launcher.rank_entry"
+        assert parsed.training_script_args == ["train.py", *args]
 
 
 def test_mpirun_maps_ompi_ranks_to_nodes_and_gpus():

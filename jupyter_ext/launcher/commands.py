@@ -57,7 +57,9 @@ def torchrun_commands(spec: RunSpec, d: DistributedSpec) -> list[NodeSpec]:
                      f"--rdzv-id={spec.run_id}"]
         else:
             argv += [f"--node-rank={i}", f"--master-addr={MASTER_ADDR}", f"--master-port={PORT}"]
-        argv += ["-m", "jupyter_ext.launcher.rank_entry", spec.script, *[str(a) for a in spec.arguments]]
+        # "--": the script's arguments are never torchrun's, even where they look like its
+        # options or their abbreviations ("--n", "--log", "--master-port")
+        argv += ["-m", "--", "jupyter_ext.launcher.rank_entry", spec.script, *[str(a) for a in spec.arguments]]
         env = {"JUPYTER_TRAIN_BACKEND": d.backend or "", **_gpu_env(spec, i)}
         if not elastic:
             env["NODE_RANK"] = str(i)
