@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 
+from . import transfer
 from .procs import kill_ranks, terminate_groups
 from .supervisor import RemoteProc, Supervisor
 
@@ -57,16 +58,8 @@ class DockerSupervisor(Supervisor):
 
     def node_env(self, node) -> dict[str, str]:
         """Not this host's environment: the image has its own PATH and libraries."""
-        env = dict(self.spec.env)
-        env.update(node.env)
-        env.update({
-            "JUPYTER_TRAIN_RUN_ID": self.spec.run_id,
-            "JUPYTER_TRAIN_EXPERIMENT": self.spec.experiment,
-            "JUPYTER_TRAIN_RUN_DIR": str(self.rd.path),
-            "JUPYTER_TRAIN_METRICS_DIR": str(self.rd.metrics),
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": ":".join(p for p in (self.cfg["pythonpath"], env.get("PYTHONPATH")) if p),
-        })
+        env = self.contract_env(node, self.rd.path)
+        env["PYTHONPATH"] = ":".join(p for p in (self.cfg["pythonpath"], env.get("PYTHONPATH")) if p)
         return env
 
     def _argv(self, node) -> list[str]:
@@ -97,33 +90,21 @@ class DockerSupervisor(Supervisor):
     def _fill_volume(self) -> None:
         """Create the run's volume and copy in the working copies, the empty history folders and
         jupyter-train's packages (.jt-lib), through a created-but-never-started container."""
-        import io
-        import tarfile
-
         import docker
 
         labels = {f"{LABEL}.run-id": self.spec.run_id, f"{LABEL}.target": self.cfg["target"]}
         self.volume = self.client.volumes.create(name=container_name(self.spec.run_id, 0) + "-files",
                                                  labels=labels)
         run_dir = str(self.rd.path)
-        buf = io.BytesIO()
-        skip = {"__pycache__", "labextension", "node_modules"}
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for wd in sorted({n.cwd for n in self.spec.nodes} | {"wd"}):
-                tar.add(self.rd.path / wd, arcname=wd)
-            for d in ("logs", "metrics", "pids", "errors"):
-                info = tarfile.TarInfo(d)
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            for host, inside in self.cfg["packages"].items():
-                name = inside.rsplit("/", 1)[-1]
-                tar.add(host, arcname=f".jt-lib/{name}",
-                        filter=lambda ti: None if set(ti.name.split("/")) & skip else ti)
+        data = transfer.pack(self.rd.path, sorted({n.cwd for n in self.spec.nodes} | {"wd"}),
+                             empty_dirs=("logs", "metrics", "pids", "errors"),
+                             extra={host: f".jt-lib/{inside.rsplit('/', 1)[-1]}"
+                                    for host, inside in self.cfg["packages"].items()})
         helper = self.client.containers.create(self.cfg["image"], ["true"], labels=labels,
                                                mounts=[docker.types.Mount(run_dir, self.volume.name,
                                                                           type="volume")])
         try:
-            helper.put_archive(run_dir, buf.getvalue())
+            helper.put_archive(run_dir, data)
         finally:
             helper.remove(force=True)
         self.cfg["pythonpath"] = f"{run_dir}/.jt-lib:{self.cfg['pythonpath'].split(':', 1)[1]}"
@@ -131,9 +112,6 @@ class DockerSupervisor(Supervisor):
     def _sync(self, final: bool = False) -> None:
         """Copy logs, metrics (and at the end errors and outputs) from the volume to this host,
         each file replaced whole (write then rename), so readers never see half a file."""
-        import io
-        import tarfile
-
         holders = [p.c for _, p in self.procs if isinstance(p, _Container)] + [k.c for k in self.keepers]
         if not holders:
             return
@@ -145,21 +123,7 @@ class DockerSupervisor(Supervisor):
                 stream, _ = holders[0].get_archive(f"{self.rd.path}/{sub}")
             except Exception:
                 continue  # not there (yet)
-            data = io.BytesIO(b"".join(stream))
-            parent = (self.rd.path / sub).parent
-            with tarfile.open(fileobj=data) as tar:
-                for member in tar.getmembers():
-                    parts = member.name.split("/")
-                    if not member.isfile() or ".." in parts or member.name.startswith("/"):
-                        continue
-                    dest = parent / member.name
-                    if dest.is_file() and dest.stat().st_size == member.size and not final:
-                        continue  # unchanged since the last pass
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = dest.with_name(f".{dest.name}.sync")
-                    with tar.extractfile(member) as src, open(tmp, "wb") as out:
-                        out.write(src.read())
-                    os.replace(tmp, dest)
+            transfer.unpack(b"".join(stream), (self.rd.path / sub).parent, only_changed=not final)
 
     def _sync_loop(self) -> None:
         while not self._done.wait(1.0):

@@ -53,6 +53,10 @@ class RemoteProc:
         return self.returncode
 
 
+class StartCanceled(Exception):
+    """Cancel arrived while the nodes were still being started (waiting for resources)."""
+
+
 class Supervisor:
     def __init__(self, run_dir: str):
         self.rd = RunDir(run_dir)
@@ -88,20 +92,26 @@ class Supervisor:
                 node.argv = [a.replace("{MASTER_PORT}", str(port)) for a in node.argv]
                 node.env = {k: v.replace("{MASTER_PORT}", str(port)) for k, v in node.env.items()}
 
-    def node_env(self, node) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("JUPYTER_TRAIN_SUPERVISOR", None)
-        env.update(self.spec.env)
+    def contract_env(self, node, root) -> dict[str, str]:
+        """The job's own variables (the run's, the node's) and where the run's files are (``root``:
+        the run directory, or a node's copy of it)."""
+        env = dict(self.spec.env)
         env.update(node.env)
         env.update(
             {
                 "JUPYTER_TRAIN_RUN_ID": self.spec.run_id,
                 "JUPYTER_TRAIN_EXPERIMENT": self.spec.experiment,
-                "JUPYTER_TRAIN_RUN_DIR": str(self.rd.path),
-                "JUPYTER_TRAIN_METRICS_DIR": str(self.rd.metrics),
+                "JUPYTER_TRAIN_RUN_DIR": str(root),
+                "JUPYTER_TRAIN_METRICS_DIR": str(Path(root) / "metrics"),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        return env
+
+    def node_env(self, node) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("JUPYTER_TRAIN_SUPERVISOR", None)
+        env.update(self.contract_env(node, self.rd.path))
         return env
 
     def start_nodes(self) -> None:
@@ -118,6 +128,9 @@ class Supervisor:
                     start_new_session=True,
                 )
             self.procs.append((node, proc))
+
+    def start_failure(self, exc: OSError) -> str:
+        return f"Could not start {self.spec.nodes[0].argv[0]!r}: {exc.strerror or exc}"
 
     def wait_nodes(self) -> None:
         while True:
@@ -161,9 +174,12 @@ class Supervisor:
         self.fill_port()
         try:
             self.start_nodes()
+        except StartCanceled:
+            self.stop_all()
+            self.rd.append_event(RunState.CANCELED, "supervisor", "Canceled before its processes started")
+            return 0
         except OSError as exc:
-            msg = f"Could not start {self.spec.nodes[0].argv[0]!r}: {exc.strerror or exc}"
-            self.rd.append_event(RunState.FAILED, "supervisor", msg)
+            self.rd.append_event(RunState.FAILED, "supervisor", self.start_failure(exc))
             return 1
         info["pgids"] = [p.pid for _, p in self.procs]
         self.rd.write_supervisor_info(info)
