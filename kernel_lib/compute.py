@@ -70,17 +70,22 @@ class RayProvisioningConfiguration:
     address: str | None = None
     max_nodes: int = 4
     node_shape: dict | None = None
+    shared_filesystem: bool | None = None
 
 
 class RayCompute:
     """Nodes are the nodes of a Ray cluster: ``address`` "ray://host:10001", "auto", "host:port",
     or None for a local head the target starts and stops. ``node_shape``: Ray resources of each
-    node of a job (default {"CPU": 1})."""
+    node of a job (default {"CPU": 1}). ``shared_filesystem``: whether the nodes see the run
+    directory at this machine's path; None (default) checks each node, and a node that does not
+    gets the working copy through Ray, builds the run's environment with Ray (uv), and sends its
+    logs and metrics back as they are written."""
 
     @staticmethod
     def provisioning_configuration(address: str | None = None, node_shape: dict | None = None,
-                                   max_nodes: int = 4):
-        return RayProvisioningConfiguration(address=address, max_nodes=max_nodes, node_shape=node_shape)
+                                   max_nodes: int = 4, shared_filesystem: bool | None = None):
+        return RayProvisioningConfiguration(address=address, max_nodes=max_nodes, node_shape=node_shape,
+                                            shared_filesystem=shared_filesystem)
 
 
 class DockerCompute:
@@ -131,11 +136,23 @@ class ComputeTarget:
         self.details = self.workspace.client.get(f"/computes/{quote(self.name)}")
         return self
 
-    def get_status(self) -> ComputeStatus:
-        """Node counts (idle, busy, preparing, unusable), current and max nodes, the queue."""
+    def get_status(self, timeout: float = 20) -> ComputeStatus:
+        """Node counts (idle, busy, preparing, unusable), current and max nodes, the queue. A Ray
+        target adds its cluster's nodes (``ray_nodes``: address, busy or idle, resources total
+        and used), ``ray_state`` and what its jobs asked the autoscaler for (``requested``); the
+        first call waits (up to ``timeout`` s) for the cluster's first report."""
         d = self.refresh().details
-        return ComputeStatus(state=d["state"], current_node_count=d["nodes"], **d["node_counts"],
-                             max_nodes=d.get("max_nodes", d["nodes"]), queue=d.get("queue", []))
+        deadline = time.monotonic() + timeout
+        while d.get("ray", {}).get("state") == "connecting" and time.monotonic() < deadline:
+            time.sleep(0.25)
+            d = self.refresh().details
+        status = ComputeStatus(state=d["state"], current_node_count=d["nodes"], **d["node_counts"],
+                               max_nodes=d.get("max_nodes", d["nodes"]), queue=d.get("queue", []))
+        if "ray" in d:
+            ray = d["ray"]
+            status.update(ray_state=ray["state"], ray_nodes=ray["nodes"], requested=ray.get("requested", []),
+                          pending_nodes=ray.get("pending_nodes", 0), ray_error=ray.get("error"))
+        return status
 
     def wait_for_completion(self, show_output: bool = False, min_node_count: int | None = None,
                             timeout_in_minutes: float = 25) -> dict:

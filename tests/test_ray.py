@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lib import (ComputeTarget, Experiment, MpiConfiguration, PyTorchConfiguration, RayCompute,
-                        ScriptRunConfig, Workspace)
+from kernel_lib import (ComputeTarget, CondaDependencies, Environment, Experiment, MpiConfiguration,
+                        PyTorchConfiguration, RayCompute, ScriptRunConfig, Workspace)
 from kernel_lib.client import TrainError
 from tests.conftest import log_of
 
@@ -63,6 +63,99 @@ def test_ddp_on_two_ray_nodes_of_two_processes(ws, target):
     assert ComputeTarget(ws, "ray").details["kind"] == "ray"
 
 
+@pytest.fixture
+def copy_target(ws, ray_cluster):
+    """Nodes told not to share this host's files: everything goes through Ray (object store,
+    runtime_env), as for nodes on other machines. The nodes are on this machine, so the test
+    also checks that the ranks ran outside the run directory."""
+    cluster, _ = ray_cluster
+    return ComputeTarget.create(ws, "ray-copy", RayCompute.provisioning_configuration(
+        address=cluster.address, node_shape={"CPU": 2}, max_nodes=2, shared_filesystem=False))
+
+
+def test_ddp_with_files_through_ray(ws, copy_target):
+    src = ScriptRunConfig(SCRIPTS, "ddp_digits.py", ["--epochs", 3], compute_target=copy_target,
+                          distributed_job_config=PyTorchConfiguration("Gloo", process_count=4, node_count=2))
+    run = Experiment(ws, "ray-copy").submit(src)
+    seen_running = False
+    while run.get_status() not in ("Completed", "Failed", "Canceled"):
+        # logs arrive while the job runs, not only at the end
+        seen_running |= run.get_status() == "Running" and "env RANK=" in log_of(run, "rank_1.txt")
+        time.sleep(0.2)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run, "node_0.txt") + log_of(run, "supervisor.txt")
+    assert seen_running
+    identical = [m for m in run.get_metrics_history() if m["name"] == "params_identical"]
+    assert {m["rank"] for m in identical} == {0, 1, 2, 3} and all(m["value"] == 1 for m in identical)
+    run_dir = str(Path(ws.path, "runs", run.id))
+    for rank in range(4):
+        first = log_of(run, f"rank_{rank}.txt").split("\n")[0]
+        assert f"RANK={rank} " in first and f"NODE_RANK={rank // 2} " in first
+        cwd = re.search(r"cwd=(\S+)", first).group(1)
+        assert not cwd.startswith(run_dir) and f"-node{rank // 2}-" in cwd  # a node-local copy
+        assert f"rank {rank} done" in log_of(run, f"rank_{rank}.txt")
+    assert "files copied through Ray" in log_of(run, "supervisor.txt")
+    assert "model.pt" in " ".join(run.get_file_names())  # rank 0's output came back
+    for cwd in {re.search(r"cwd=(\S+)", log_of(run, f"rank_{r}.txt")).group(1) for r in range(4)}:
+        assert not os.path.exists(cwd)  # the node-local copies are removed
+
+
+def test_environment_built_by_ray_on_the_nodes(ws, copy_target):
+    env = Environment("ray-toolz")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["toolz"])
+    run = Experiment(ws, "ray-copy").submit(ScriptRunConfig(SCRIPTS, "use_toolz.py", compute_target=copy_target,
+                                                            environment=env))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run) + log_of(run, "supervisor.txt")
+    assert "/runtime_resources/uv/" in log_of(run)  # Ray's environment on the node, not this host's build
+    assert run.get_metrics()["imported"] == 1
+    assert "prepare.txt" not in " ".join(f["name"] for f in ws.client.get(f"/runs/{run.id}/logs")["logs"])
+
+
+def test_status_shows_ray_nodes_and_the_autoscaler_request(ws, target, ray_cluster):
+    cluster, workers = ray_cluster
+    status = target.get_status()
+    assert status["ray_state"] == "ready", status
+    ids = {n["node_id"] for n in status["ray_nodes"]}
+    assert {w.node_id for w in workers} <= ids and cluster.head_node.node_id in ids
+    assert all(n["resources"]["CPU"] in (1, 2) for n in status["ray_nodes"])
+    assert status["requested"] == []
+    run = Experiment(ws, "ray").submit(ScriptRunConfig(
+        SCRIPTS, "linger.py", compute_target=target,
+        distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2)))
+    deadline = time.monotonic() + 90
+    while "working" not in log_of(run):
+        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
+        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while True:  # the probe reports every 2 s
+        status = target.get_status()
+        busy = [n for n in status["ray_nodes"] if n["state"] == "busy"]
+        if len(busy) >= 2 and status["requested"]:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert status["requested"] == [{"CPU": 2}, {"CPU": 2}]
+    assert all(n["used"]["CPU"] == 2 for n in busy if n["node_id"] != cluster.head_node.node_id)
+    assert autoscaler_request(cluster.address) == [{"CPU": 2.0}, {"CPU": 2.0}]  # what the autoscaler reads
+    run.cancel()
+    run.wait_for_completion(raise_on_error=False)
+    deadline = time.monotonic() + 30
+    while autoscaler_request(cluster.address) != []:  # withdrawn when the job ends
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
+def autoscaler_request(address: str):
+    """The standing request in the cluster's KV store, where Ray's (v1) autoscaler reads it."""
+    import json
+
+    from ray._raylet import GcsClient
+
+    raw = GcsClient(address=address).internal_kv_get(b"autoscaler_resource_request", None)
+    return json.loads(raw) if raw else None
+
+
 def test_cancel_ends_every_process(ws, target):
     run = Experiment(ws, "ray").submit(ScriptRunConfig(SCRIPTS, "linger.py", compute_target=target))
     deadline = time.monotonic() + 90
@@ -75,6 +168,48 @@ def test_cancel_ends_every_process(ws, target):
     time.sleep(0.5)
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_waiting_for_resources_shows_progress_and_cancels_at_once(ws, ray_cluster):
+    """Bundles no node can hold: the run waits (its supervisor log says for what, every 10 s) and
+    a cancel ends the wait at once, not when the wait would time out."""
+    cluster, _ = ray_cluster
+    big = ComputeTarget.create(ws, "ray-big", RayCompute.provisioning_configuration(
+        address=cluster.address, node_shape={"CPU": 16}, max_nodes=1))
+    run = Experiment(ws, "ray").submit(ScriptRunConfig(SCRIPTS, "count.py", compute_target=big))
+    deadline = time.monotonic() + 60
+    while "still waiting for the Ray cluster to grant 1 bundle(s) of {'CPU': 16}" not in log_of(run, "supervisor.txt"):
+        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
+        time.sleep(0.5)
+    t0 = time.monotonic()
+    run.cancel()
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Canceled" and time.monotonic() - t0 < 10, details
+    assert "Running" not in [p["state"] for p in ws.client.get(f"/runs/{run.id}")["phases"]]
+
+
+def test_a_dead_supervisor_takes_the_nodes_processes_with_it(ws, copy_target):
+    """SIGKILL the run's supervisor (the Ray driver): Ray ends its agents, and each agent's
+    node_keeper (parent-death signal) ends the node's processes, on nodes this host cannot
+    reach (copy mode: their pids are not in the run directory)."""
+    import json
+    import signal
+
+    run = Experiment(ws, "ray").submit(ScriptRunConfig(SCRIPTS, "linger.py", compute_target=copy_target))
+    deadline = time.monotonic() + 90
+    while "working" not in log_of(run):
+        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
+        time.sleep(0.2)
+    pids = [int(p) for p in log_of(run).split("\n")[0].split()[1:3]]
+    supervisor = json.loads(Path(ws.path, "runs", run.id, "supervisor.json").read_text())["pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed" and "supervisor" in details["error"]
+    deadline = time.monotonic() + 60
+    while any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+              for pid in pids):
+        assert time.monotonic() < deadline, pids
+        time.sleep(0.5)
 
 
 def test_a_node_killed_mid_run_fails_the_run_naming_it(ws, target, ray_cluster):
@@ -116,3 +251,32 @@ def test_a_local_head_started_by_the_target(ws):
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Completed", log_of(run, "supervisor.txt") + log_of(run)
     assert run.get_metrics()["loss"] == [1.0, 0.5, 1 / 3]
+
+
+def test_a_dead_node_restarts_the_job_where_max_restarts_allows(ws, ray_cluster):
+    """max_restarts=1: the Ray node under job node 1 goes away; the placement group reschedules
+    that bundle on a spare node and the whole job starts again there, and completes."""
+    cluster, workers = ray_cluster
+    while len(workers) < 3:  # two for the job, one spare
+        workers.append(cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1"))
+    cluster.wait_for_nodes()
+    target = ComputeTarget.create(ws, "ray-restart", RayCompute.provisioning_configuration(
+        address=cluster.address, node_shape={"CPU": 2}, max_nodes=2))
+    run = Experiment(ws, "ray").submit(ScriptRunConfig(
+        SCRIPTS, "count.py", ["--n", 40, "--sleep", 0.25], compute_target=target,
+        distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2, max_restarts=1)))
+    deadline = time.monotonic() + 90
+    while "line 3" not in log_of(run, "rank_1.txt") or "line 3" not in log_of(run, "rank_0.txt"):
+        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
+        time.sleep(0.2)
+    where = re.search(r"node 1 runs on 127\.0\.0\.1, Ray node (\w+)", log_of(run, "supervisor.txt")).group(1)
+    victim = next(w for w in workers if w.node_id.startswith(where))
+    cluster.remove_node(victim, allow_graceful=False)
+    workers.remove(victim)
+    details = run.wait_for_completion(raise_on_error=False)
+    supervisor = log_of(run, "supervisor.txt")
+    assert details["status"] == "Completed", (details, supervisor)
+    assert f"Ray node {where}) died" in supervisor and "restarting the job (1 of 1 restarts)" in supervisor
+    again = re.findall(r"node 1 runs on 127\.0\.0\.1, Ray node (\w+)", supervisor)
+    assert len(again) == 2 and again[1] != where  # the second attempt ran elsewhere
+    assert "done" in log_of(run, "rank_0.txt") and "done" in log_of(run, "rank_1.txt")

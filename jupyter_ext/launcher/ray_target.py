@@ -11,17 +11,24 @@ cancel, or a node that dies, ends every agent and removes the placement group.
 host belongs to), or None: a local head that the target starts (``ray start --head`` on loopback)
 and stops, for trying it on one machine.
 
-This first version runs where the Ray nodes share this host's filesystem (one machine, or the
-workspace on a shared path): the working copies are laid out in the run directory and the
-nodes' processes write logs and metrics there directly.
+Files: a node that sees the run directory at this host's path works in it; one that does not
+(``shared_filesystem`` None finds out per node, False assumes none does) gets the working copy
+through Ray's object store, the run's environment built by Ray (uv), and its logs and metrics
+copied back as they are written (ray_agent, ray_supervisor).
+
+Status: a probe process per cluster address (ray_probe) reports the cluster's nodes, their
+resources and whether they are busy, and hands the autoscaler what this server's jobs hold
+(``request_resources``): the server itself never imports Ray.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -35,6 +42,7 @@ class RayConfig:
     address: str | None = None
     max_nodes: int = 4
     node_shape: dict = field(default_factory=lambda: {"CPU": 1})
+    shared_filesystem: bool | None = None  # None: each node is checked (does it see the run directory?)
     created_at: float = field(default_factory=time.time)
 
     def validate(self) -> None:
@@ -45,6 +53,12 @@ class RayConfig:
             raise InvalidRequest("node_shape must map Ray resource names to amounts, e.g. {'CPU': 2, 'GPU': 1}.")
         if self.address is not None and not isinstance(self.address, str):
             raise InvalidRequest("address must be 'ray://host:10001', 'auto', 'host:port' or None.")
+        if self.shared_filesystem not in (None, True, False):
+            raise InvalidRequest("shared_filesystem must be True, False or None (find out per node).")
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise InvalidRequest("A Ray target needs Ray next to the server: pip install 'jupyter-train[ray]'.")
 
 
 class RayTarget(ClusterTarget):
@@ -56,6 +70,7 @@ class RayTarget(ClusterTarget):
         self.gpus_per_node = int(config.node_shape.get("GPU", 0))
         self._head: subprocess.Popen | None = None
         self._head_address: str | None = None
+        self._requested: list | None = None
 
     # -- the local head (address None) -----------------------------------------------------
     @property
@@ -106,16 +121,151 @@ class RayTarget(ClusterTarget):
         return []  # Ray sets CUDA_VISIBLE_DEVICES for the GPUs of each bundle
 
     def ray_config(self) -> dict:
-        return {"address": self.address, "shape": dict(self.ray.node_shape), "target": self.name}
+        config = {"address": self.address, "shape": dict(self.ray.node_shape), "target": self.name,
+                  "shared": self.ray.shared_filesystem}
+        self._publish()
+        return config
+
+    # -- the cluster's view: status and autoscaler requests --------------------------------
+    @property
+    def _view_address(self) -> str | None:
+        return self.ray.address or self._head_address  # a local head is seen once it was started
+
+    def cluster_status(self) -> dict:
+        address = self._view_address
+        if address is None:
+            return {"state": "not started", "nodes": [], "requested": [],
+                    "error": "The local Ray head starts with the target's first run."}
+        return RayView.of(address).latest()
+
+    def _publish(self) -> None:
+        """Tell the autoscaler (through the probe) what this target's jobs hold: one bundle of
+        node_shape per busy node. Sent when it changes; an empty list withdraws it."""
+        busy = sum(1 for n in self.nodes.values() if n.run_id is not None)
+        bundles = [dict(self.ray.node_shape) for _ in range(busy)]
+        address = self._view_address
+        if address is None or bundles == (self._requested or []):
+            return
+        RayView.of(address).request(self.name, bundles)
+        self._requested = bundles
+
+    def allocate(self, run_id: str, count: int) -> list[int] | None:
+        got = super().allocate(run_id, count)
+        if got is not None:
+            self._publish()
+        return got
+
+    def hold(self, run_id: str, indices: list[int]) -> None:
+        super().hold(run_id, indices)
+        self._publish()
+
+    def release(self, run_id: str) -> None:
+        super().release(run_id)
+        self._publish()
 
     def describe(self) -> dict:
         d = super().describe()
         d.update(kind=self.kind, address=self.ray.address or "local head", vm_size=_shape_text(self.ray.node_shape),
-                 gpus=self.gpus_per_node)
+                 gpus=self.gpus_per_node, node_shape=dict(self.ray.node_shape),
+                 shared_filesystem=self.ray.shared_filesystem, ray=self.cluster_status())
+        if d["ray"]["state"] == "unreachable":
+            d["state"] = "unreachable"
         return d
 
     def to_config(self) -> dict:
         return asdict(self.ray)
+
+
+class RayView:
+    """The latest status line of one cluster's probe process, and the autoscaler requests of
+    every target on that cluster (summed: a request replaces the previous one). One per
+    address; started when first asked, stopped by PID with the server."""
+
+    _views: dict[str, "RayView"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, address: str):
+        self.address = address
+        self.proc: subprocess.Popen | None = None
+        self.status: dict = {"state": "connecting", "nodes": [], "requested": []}
+        self.demand: dict[str, list] = {}
+        self.started = 0.0
+
+    @classmethod
+    def of(cls, address: str) -> "RayView":
+        with cls._lock:
+            view = cls._views.get(address)
+            if view is None:
+                view = cls._views[address] = cls(address)
+            return view
+
+    @classmethod
+    def stop_all(cls) -> None:
+        with cls._lock:
+            views, cls._views = list(cls._views.values()), {}
+        for view in views:
+            view.stop()
+
+    def _ensure(self) -> None:
+        if self.proc is not None:
+            code = self.proc.poll()
+            if code is None:
+                return
+            if time.monotonic() - self.started < 10:
+                return  # it exited at once: say so (below), do not start one per request
+        self.started = time.monotonic()
+        env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+        env.pop("JUPYTER_TOKEN", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "jupyter_ext.launcher.ray_probe", self.address],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     env=env, text=True, start_new_session=True)
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        if any(self.demand.values()):
+            self._send()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            try:
+                status = json.loads(line)
+            except ValueError:
+                continue
+            if status.get("state") == "error":  # a failed request: keep the last status, note it
+                self.status = {**self.status, "request_error": status.get("error")}
+            else:
+                self.status = status
+        code = proc.wait()
+        if self.proc is proc:
+            self.status = {"state": "unreachable", "nodes": [], "requested": [],
+                           "error": f"the Ray status probe stopped (exit code {code}); is Ray installed "
+                                    "for the server's Python? pip install 'jupyter-train[ray]'"}
+
+    def latest(self) -> dict:
+        self._ensure()
+        return dict(self.status)
+
+    def request(self, target: str, bundles: list) -> None:
+        self.demand[target] = bundles
+        self._ensure()
+        self._send()
+
+    def _send(self) -> None:
+        bundles = [b for name in sorted(self.demand) for b in self.demand[name]]
+        try:
+            self.proc.stdin.write(json.dumps({"bundles": bundles}) + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the probe died; the next _ensure starts another, which gets the demand
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()  # the probe withdraws its request and exits
+            proc.wait(timeout=15)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
 
 
 def _shape_text(shape: dict) -> str:

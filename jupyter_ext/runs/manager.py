@@ -24,7 +24,7 @@ from ..modelfiles import ModelFiles
 from ..launcher.cluster_target import ClusterConfig, ClusterTarget
 from ..launcher.commands import build_nodes
 from ..launcher.docker_target import DockerConfig, DockerTarget
-from ..launcher.ray_target import RayConfig, RayTarget
+from ..launcher.ray_target import RayConfig, RayTarget, RayView
 from ..launcher.local_target import LocalTarget
 from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
@@ -80,6 +80,7 @@ class RunManager:
 
     async def stop(self) -> None:
         await self.tailer.stop()
+        RayView.stop_all()  # before the heads: a probe withdraws its autoscaler request
         for target in self.targets.values():
             if isinstance(target, RayTarget):
                 target.stop_head()
@@ -107,10 +108,16 @@ class RunManager:
             env = self._container_environment(target, env)
             env_key = "docker"
             python = sys.executable  # a placeholder on this host; the image's interpreter runs
+        elif isinstance(target, RayTarget) and target.ray.shared_filesystem is False and env is not None \
+                and env.needs_build:
+            env_key, python = None, sys.executable  # no node sees this host's build: Ray builds it
         else:
             env_key = env.build_key() if env is not None and env.needs_build else None
             python = (env.interpreter() if env is not None and not env.needs_build else None) \
                 or req.python or sys.executable
+        # Ray builds the environment (uv) on nodes that do not see this host's files
+        ray_files = {"packages": env.pip_requirements()} \
+            if isinstance(target, RayTarget) and env is not None and env.needs_build else None
         if not (os.path.isabs(python) and os.access(python, os.X_OK)):
             raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
                                  "path on the server's machine.")
@@ -126,7 +133,7 @@ class RunManager:
                        python=python, snapshot_id=snap.id,
                        snapshot_store=str(self.snapshots.root), env=dict(req.environment_variables),
                        tags={k: str(v) for k, v in req.tags.items()}, created_at=now,
-                       distributed=dist)
+                       distributed=dist, ray=ray_files)
         rd = self.run_dir(run_id)
         rd.create()
         rd.spec_path.write_text(spec.to_json())
@@ -338,7 +345,7 @@ class RunManager:
             spec.nodes = build_nodes(spec)
             if isinstance(target, RayTarget):
                 try:
-                    spec.ray = target.ray_config()  # may start the target's local head
+                    spec.ray = {**(spec.ray or {}), **target.ray_config()}  # may start the local head
                 except InvalidRequest as exc:
                     rd.append_event(RunState.FAILED, "server", exc.message)
                     self.tailer.sync(run_id)
@@ -511,6 +518,8 @@ class RunManager:
             raise InvalidRequest(f"{name!r} is built in and cannot be deleted.")
         if target.queue or any(n.run_id for n in target.nodes.values()):
             raise Conflict(f"Cluster {name!r} has runs running or queued; cancel them first.")
+        if isinstance(target, RayTarget):
+            target.stop_head()
         self.store.delete_compute(name)
         del self.targets[name]
 
