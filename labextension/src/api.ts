@@ -44,6 +44,28 @@ export interface ICompute {
   base_url?: string;
   engine?: string;
   containers?: number;
+  address?: string;
+  ray?: IRayStatus;
+}
+
+/** A Ray target's cluster, as its probe last saw it. */
+export interface IRayStatus {
+  state: string; // connecting | ready | unreachable | not started
+  nodes: IRayNode[];
+  error?: string | null;
+  requested?: Record<string, number>[];
+  pending_nodes?: number;
+  waiting_placement_groups?: number;
+  request_error?: string | null;
+}
+
+export interface IRayNode {
+  node_id: string;
+  address: string;
+  state: string; // busy | idle | alive
+  resources: Record<string, number>;
+  used?: Record<string, number>;
+  idle_s?: number | null;
 }
 
 export interface IModel {

@@ -654,3 +654,77 @@ export function sdkCode(run: IRun, workspacePath?: string): string {
   lines.push('run.wait_for_completion(show_output=True)');
   return lines.join('\n') + '\n';
 }
+
+/* ---- Ray clusters (the Compute section) ---------------------------------------------- */
+
+export interface IRayNodeView {
+  node_id: string;
+  address: string;
+  state: string;
+  resources: Record<string, number>;
+  used?: Record<string, number>;
+}
+
+export interface IRayStatusView {
+  state: string;
+  nodes: ReadonlyArray<IRayNodeView>;
+  error?: string | null;
+  requested?: ReadonlyArray<Record<string, number>>;
+  pending_nodes?: number;
+  waiting_placement_groups?: number;
+}
+
+const GIB = 1024 ** 3;
+
+function amount(name: string, value: number): string {
+  if (name === 'memory') {
+    return (value / GIB).toFixed(1);
+  }
+  return Number.isInteger(value) ? String(value) : value.toFixed(2).replace(/0+$/, '');
+}
+
+/**
+ * A node's resources as "CPU 2/2 · GPU 0/1 · memory 1.0/22.9 GiB": CPU and GPU first, custom
+ * resources by name, memory last; used/total where the usage is known, else the total.
+ */
+export function formatResources(total: Record<string, number>, used?: Record<string, number>): string {
+  const rank = (k: string) => (k === 'CPU' ? 0 : k === 'GPU' ? 1 : k === 'memory' ? 3 : 2);
+  const names = Object.keys(total).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return names
+    .map(k => {
+      const tot = amount(k, total[k]);
+      const text = used && k in used ? `${amount(k, used[k])}/${tot}` : tot;
+      return `${k} ${text}${k === 'memory' ? ' GiB' : ''}`;
+    })
+    .join(' · ');
+}
+
+/** One line about a Ray cluster: its nodes, busy and idle, and what the autoscaler is doing. */
+export function raySummary(ray: IRayStatusView): string {
+  if (ray.state === 'unreachable') {
+    return `unreachable: ${ray.error ?? 'no answer'}`;
+  }
+  if (ray.state === 'connecting') {
+    return 'connecting…';
+  }
+  if (ray.state === 'not started') {
+    return ray.error ?? 'not started';
+  }
+  const busy = ray.nodes.filter(n => n.state === 'busy').length;
+  const idle = ray.nodes.filter(n => n.state === 'idle').length;
+  const parts = [`${ray.nodes.length} Ray node${ray.nodes.length === 1 ? '' : 's'}`];
+  if (busy || idle) {
+    parts.push(`${busy} busy`, `${idle} idle`);
+  }
+  if (ray.pending_nodes) {
+    parts.push(`${ray.pending_nodes} starting`);
+  }
+  if (ray.waiting_placement_groups) {
+    parts.push(`${ray.waiting_placement_groups} waiting for resources`);
+  }
+  const asked = ray.requested?.length ?? 0;
+  if (asked) {
+    parts.push(`${asked} bundle${asked === 1 ? '' : 's'} requested`);
+  }
+  return parts.join(' · ');
+}

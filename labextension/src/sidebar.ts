@@ -13,18 +13,20 @@
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { ICompute, IEnvironment, IModel } from './api';
+import { ICompute, IEnvironment, IModel, IRayStatus } from './api';
 import { ITrainContext, notifyError } from './context';
 import { button, formatTime, h, statusBadge } from './dom';
 import { trainIcon } from './icons';
 import {
   experimentNames,
   formatDuration,
+  formatResources,
   formatValue,
   groupByExperiment,
   IRun,
   IRunFilter,
   isTerminal,
+  raySummary,
   runDuration,
   STATUS_GROUPS,
   StatusGroup
@@ -364,14 +366,17 @@ export class TrainSidebar extends Widget {
           ? `${c.engine === 'ready' ? `${c.containers ?? 0} containers running` : 'engine unreachable'} · up to ${c.max_nodes ?? c.nodes} nodes`
           : c.kind === 'cluster'
             ? `${c.vm_size ?? ''} · ${c.min_nodes ?? 0}–${c.max_nodes ?? c.nodes} nodes`
-            : `${c.cpus ?? '?'} CPUs${c.gpus ? ` · ${c.gpus} GPUs` : ''}`;
+            : c.kind === 'ray'
+              ? `${c.vm_size ?? ''} per node · up to ${c.max_nodes ?? c.nodes} nodes`
+              : `${c.cpus ?? '?'} CPUs${c.gpus ? ` · ${c.gpus} GPUs` : ''}`;
         return h('div', { class: 'jp-train-compute', 'data-compute': c.name, 'data-state': c.state },
-          h('div', { class: 'jp-train-compute-head', title: c.base_url ?? '' },
+          h('div', { class: 'jp-train-compute-head', title: c.base_url ?? c.address ?? '' },
             h('span', { class: 'jp-train-compute-name' }, c.name),
             h('span', { class: 'jp-train-compute-kind' }, `${c.kind} · ${shape}`)),
           h('div', { class: 'jp-train-nodes' },
             nodeCount('idle', counts.idle), nodeCount('busy', counts.busy), nodeCount('preparing', counts.preparing),
             counts.unusable ? nodeCount('unusable', counts.unusable) : null),
+          c.ray ? this._rayCluster(c.address ?? '', c.ray) : null,
           c.queue.length
             ? h('div', { class: 'jp-train-queue', 'data-queued': c.queue.length },
                 `Queued (${c.queue.length}): `,
@@ -379,6 +384,17 @@ export class TrainSidebar extends Widget {
             : null);
       })
     );
+  }
+
+  /** A Ray target's cluster: a summary line, then each Ray node with its resources. */
+  private _rayCluster(address: string, ray: IRayStatus): HTMLElement {
+    return h('div', { class: 'jp-train-ray', 'data-ray-state': ray.state, title: `Ray cluster at ${address}` },
+      h('div', { class: 'jp-train-ray-summary' }, raySummary(ray)),
+      ...ray.nodes.map(n =>
+        h('div', { class: 'jp-train-ray-node', 'data-node-id': n.node_id, 'data-state': n.state,
+                   title: `Ray node ${n.node_id}` },
+          h('span', { class: `jp-train-ray-node-state jp-train-node-${n.state}` }, n.state),
+          ` ${n.address} · ${n.node_id.slice(0, 8)} · ${formatResources(n.resources, n.used)}`)));
   }
 
   private _renderModels(models: IModel[]): void {

@@ -4,6 +4,7 @@ import {
   experimentNames,
   extent,
   formatDuration,
+  formatResources,
   formatValue,
   groupByExperiment,
   IMetricPoint,
@@ -14,6 +15,7 @@ import {
   matchesFilter,
   MetricHistory,
   phaseSpans,
+  raySummary,
   runDuration,
   RunsStore,
   sdkCode,
@@ -827,5 +829,27 @@ describe('sdkCode', () => {
       'environment',
       'distributed_job_config'
     ]);
+  });
+});
+
+describe('Ray cluster view', () => {
+  it('formats resources CPU, GPU, custom, then memory, with usage where known', () => {
+    expect(formatResources({ memory: 2 * 1024 ** 3, CPU: 2, GPU: 1, accel: 0.5 }, { CPU: 2, GPU: 0, memory: 0 }))
+      .toBe('CPU 2/2 · GPU 0/1 · accel 0.5 · memory 0.0/2.0 GiB');
+    expect(formatResources({ CPU: 1.25 })).toBe('CPU 1.25');
+    expect(formatResources({})).toBe('');
+  });
+
+  it('summarizes nodes, busy and idle, starting nodes and the standing request', () => {
+    const node = (state: string) => ({ node_id: 'n', address: '10.0.0.1', state, resources: { CPU: 2 } });
+    expect(raySummary({ state: 'ready', nodes: [node('busy'), node('idle'), node('idle')],
+      requested: [{ CPU: 2 }], pending_nodes: 2 }))
+      .toBe('3 Ray nodes · 1 busy · 2 idle · 2 starting · 1 bundle requested');
+    expect(raySummary({ state: 'ready', nodes: [node('alive')] })).toBe('1 Ray node');
+    expect(raySummary({ state: 'unreachable', nodes: [], error: 'ConnectionError: refused' }))
+      .toBe('unreachable: ConnectionError: refused');
+    expect(raySummary({ state: 'connecting', nodes: [] })).toBe('connecting…');
+    expect(raySummary({ state: 'not started', nodes: [], error: 'The local Ray head starts with the first run.' }))
+      .toBe('The local Ray head starts with the first run.');
   });
 });

@@ -239,3 +239,45 @@ def test_panel_filters_resubmits_registers_and_reports_errors(tmp_path, browser_
         bg = page.locator("[data-testid=jp-train-sidebar]").evaluate("el => getComputedStyle(el).backgroundColor")
         assert bg != "rgb(255, 255, 255)"
         page.screenshot(path=str(out / "panel-dark.png"))
+
+
+def test_panel_shows_a_ray_clusters_nodes_busy_and_idle(tmp_path, browser_page):
+    """A Ray target's cluster in the Compute section: each Ray node with its resources, busy
+    while a job holds it, and the request handed to the autoscaler."""
+    import os
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
+                                                              "include_dashboard": False})
+    try:
+        worker = cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        page = browser_page
+        with lab_session(tmp_path, ["print('hello')"], page, "panel-ray") as (url, token, out):
+            lab = Lab(page, url, token)
+            lab.call("POST", "computes", {"name": "rays", "kind": "ray", "address": cluster.address,
+                                          "node_shape": {"CPU": 2}, "max_nodes": 1}, expect=201)
+            lab.open_panel()
+            # the section is re-rendered on each refresh: wait on selectors, not element handles
+            box = "[data-testid=jp-train-computes] [data-compute=rays]"
+            node_sel = f"{box} .jp-train-ray-node[data-node-id='{worker.node_id}']"
+
+            def wait_js(expr, arg, timeout=60_000):
+                page.wait_for_function(expr, arg=arg, timeout=timeout)
+
+            wait_js("sel => document.querySelectorAll(sel).length === 2", f"{box} .jp-train-ray-node")
+            node = page.locator(node_sel)
+            assert "CPU 0/2" in node.inner_text() and node.get_attribute("data-state") == "idle"
+            run = lab.submit("linger.py", experiment="ray", compute_target="rays")
+            wait_js("sel => document.querySelector(sel)?.dataset.state === 'busy'", node_sel, 90_000)
+            assert "CPU 2/2" in node.inner_text()
+            wait_js("sel => document.querySelector(sel)?.textContent.includes('1 bundle requested')",
+                    f"{box} .jp-train-ray-summary", 30_000)
+            page.screenshot(path=str(out / "panel-ray.png"))
+            lab.call("POST", f"runs/{run['id']}/cancel")
+            lab.wait_status(run["id"], ("Canceled",), timeout=60)
+            wait_js("sel => document.querySelector(sel)?.dataset.state === 'idle'", node_sel, 30_000)
+    finally:
+        cluster.shutdown()
