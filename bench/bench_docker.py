@@ -37,9 +37,9 @@ def skeleton_env() -> Environment:
     return env
 
 
-def first_line(ws, src: Path, target, env, n: int) -> float:
-    exp = Experiment(ws, "bench-docker")
-    Experiment(ws, "bench-docker").submit(ScriptRunConfig(str(src), "first.py", compute_target=target,
+def first_line(ws, src: Path, target, env, n: int, experiment: str = "bench-docker") -> float:
+    exp = Experiment(ws, experiment)
+    exp.submit(ScriptRunConfig(str(src), "first.py", compute_target=target,
                                                           environment=env)).wait_for_completion()  # warm
     times = []
     for _ in range(n):
@@ -63,10 +63,7 @@ def ddp(ws, target, env, n: int) -> float:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    reps = 3 if args.quick else 7
+    reps = repetitions()
     engine = Dockerd().start()
     try:
         engine.import_skeleton("jt-skeleton:1")
@@ -102,6 +99,18 @@ def main():
         ("2x2 DDP submit -> Completed, cluster", f"{ddp_local:.1f} s", "baseline"),
         ("2x2 DDP submit -> Completed, containers", f"{ddp_docker:.1f} s", f"x{ddp_docker / ddp_local:.2f}"),
     ]
+    print_rows(rows)
+
+
+def repetitions() -> int:
+    """Medians over 7 repetitions, or 3 with --quick."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    return 3 if ap.parse_args().quick else 7
+
+
+def print_rows(rows) -> None:
+    """(what, value, ratio) rows as an aligned table."""
     width = max(len(r[0]) for r in rows)
     for name, value, ratio in rows:
         print(f"{name:<{width}}  {value:>9}  {ratio}")

@@ -27,8 +27,15 @@ def ray_cluster():
         pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
+    import socket
+
+    with socket.socket() as sock:  # a port for the head's Ray Client server (ray://)
+        sock.bind(("127.0.0.1", 0))
+        client_port = sock.getsockname()[1]
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
-                                                              "include_dashboard": False})
+                                                              "include_dashboard": False,
+                                                              "ray_client_server_port": client_port})
+    cluster.client_address = f"ray://127.0.0.1:{client_port}"
     workers = [cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1") for _ in range(2)]
     cluster.wait_for_nodes()
     yield cluster, workers
@@ -73,7 +80,22 @@ def copy_target(ws, ray_cluster):
         address=cluster.address, node_shape={"CPU": 2}, max_nodes=2, shared_filesystem=False))
 
 
-def test_ddp_with_files_through_ray(ws, copy_target):
+@pytest.fixture
+def ship_packages(monkeypatch):
+    """As for nodes without jupyter-train: the supervisor sends its packages (listed before the
+    ws fixture, so that the server, and the supervisors it starts, see the variable)."""
+    import shutil
+
+    from jupyter_ext.launcher.ray_agent import LIB_CACHE, fingerprint
+    from jupyter_ext.launcher.ray_supervisor import package_dirs
+
+    monkeypatch.setenv("JUPYTER_TRAIN_RAY_SHIP_PACKAGES", "1")
+    cached = LIB_CACHE / fingerprint(package_dirs())
+    shutil.rmtree(cached, ignore_errors=True)
+    return cached
+
+
+def test_ddp_with_files_through_ray(ship_packages, ws, copy_target):
     src = ScriptRunConfig(SCRIPTS, "ddp_digits.py", ["--epochs", 3], compute_target=copy_target,
                           distributed_job_config=PyTorchConfiguration("Gloo", process_count=4, node_count=2))
     run = Experiment(ws, "ray-copy").submit(src)
@@ -95,6 +117,9 @@ def test_ddp_with_files_through_ray(ws, copy_target):
         assert not cwd.startswith(run_dir) and f"-node{rank // 2}-" in cwd  # a node-local copy
         assert f"rank {rank} done" in log_of(run, f"rank_{rank}.txt")
     assert "files copied through Ray" in log_of(run, "supervisor.txt")
+    assert "sent jupyter-train's packages" in log_of(run, "supervisor.txt")  # kept for the next runs:
+    assert (ship_packages / "jupyter_ext" / "launcher" / "rank_entry.py").is_file()
+    assert (ship_packages / "kernel_lib" / "tracking.py").is_file()
     assert "model.pt" in " ".join(run.get_file_names())  # rank 0's output came back
     for cwd in {re.search(r"cwd=(\S+)", log_of(run, f"rank_{r}.txt")).group(1) for r in range(4)}:
         assert not os.path.exists(cwd)  # the node-local copies are removed
@@ -154,6 +179,25 @@ def autoscaler_request(address: str):
 
     raw = GcsClient(address=address).internal_kv_get(b"autoscaler_resource_request", None)
     return json.loads(raw) if raw else None
+
+
+def test_through_ray_client_address(ws, ray_cluster):
+    """address="ray://host:port" (Ray Client, as for a cluster elsewhere): the supervisor drives
+    the job through the client server, and the status comes through it too."""
+    cluster, workers = ray_cluster
+    remote = ComputeTarget.create(ws, "ray-client", RayCompute.provisioning_configuration(
+        address=cluster.client_address, node_shape={"CPU": 2}, max_nodes=2, shared_filesystem=False))
+    run = Experiment(ws, "ray-client").submit(ScriptRunConfig(
+        SCRIPTS, "count.py", ["--n", 3], compute_target=remote,
+        distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2)))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run, "supervisor.txt") + log_of(run, "node_0.txt")
+    assert "done" in log_of(run, "rank_0.txt") and "done" in log_of(run, "rank_1.txt")
+    losses = [m for m in run.get_metrics_history() if m["name"] == "loss"]
+    assert sorted(m["rank"] for m in losses) == [0, 0, 0, 1, 1, 1]  # metrics came back from both nodes
+    status = remote.get_status()
+    assert status["ray_state"] == "ready", status
+    assert {w.node_id for w in workers} <= {n["node_id"] for n in status["ray_nodes"]}
 
 
 def test_cancel_ends_every_process(ws, target):

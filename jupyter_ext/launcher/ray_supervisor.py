@@ -16,6 +16,7 @@ import threading
 import time
 
 from . import transfer
+from . import ray_agent
 from .ray_agent import PROBE, NodeAgent
 from .spec import RunState
 from .supervisor import RemoteProc, StartCanceled, Supervisor
@@ -66,7 +67,7 @@ def node_alive(node_id: str) -> bool:
 
 
 def package_dirs() -> list[str]:
-    """jupyter_ext and kernel_lib, shipped to every Ray node as py_modules."""
+    """jupyter_ext and kernel_lib: on the PYTHONPATH of every node's processes."""
     import kernel_lib
 
     import jupyter_ext
@@ -86,6 +87,8 @@ class RaySupervisor(Supervisor):
         self.infos: list[dict] = []
         self.offsets: list[dict] = []
         self.token = secrets.token_hex(16)
+        self.lib_fingerprint = ray_agent.fingerprint(package_dirs())
+        self.lib_ref = None  # jupyter-train's packages in the object store, once a node needs them
         self._lock = threading.Lock()
         self._stop_sync = threading.Event()
 
@@ -105,10 +108,9 @@ class RaySupervisor(Supervisor):
         deadline = time.monotonic() + 60  # a local head started by the target may still be coming up
         while True:
             try:
-                # jupyter-train's packages reach every node (py_modules are only taken job-wide)
                 ray.init(address=self.cfg["address"], namespace="jupyter-train", log_to_driver=False,
-                         logging_level="ERROR", runtime_env={"py_modules": package_dirs(),
-                                                             "excludes": sorted(transfer.SKIP) + ["*.pyc"]})
+                         logging_level="ERROR")
+                ray.cloudpickle.register_pickle_by_value(ray_agent)  # nodes need not have jupyter-train
                 # ray.init installs Ray's own SIGTERM handler (log and die): cancel is ours
                 signal.signal(signal.SIGTERM, self._on_signal)
                 signal.signal(signal.SIGINT, self._on_signal)
@@ -195,11 +197,7 @@ class RaySupervisor(Supervisor):
         nodes = self.spec.nodes = copy.deepcopy(self.template)
         shared = self.cfg.get("shared")
         agents = [self._agent(i, env=shared is False) for i in range(len(nodes))]
-        infos = self._wait([a.hello.remote(str(self.rd.path), self.token, shared) for a in agents],
-                           "the node agents to start", ENV_TIMEOUT_S)
-        for info in infos:
-            if "error" in info:
-                raise OSError(info["error"])
+        infos = self._hello(agents, "the node agents to start")
         if self.cfg.get("packages") and shared is None:
             # nodes that turned out not to see this host's files build the environment themselves
             rebuild = [i for i, info in enumerate(infos) if info["copy"]]
@@ -209,9 +207,7 @@ class RaySupervisor(Supervisor):
             if rebuild:
                 self.say(f"Ray builds the environment on node(s) {rebuild} (uv: {len(self.cfg['packages'])} "
                          "package(s)); the first time takes a while")
-                fresh = self._wait([agents[i].hello.remote(str(self.rd.path), self.token, shared)
-                                    for i in rebuild], "the environment on the nodes", ENV_TIMEOUT_S)
-                for i, info in zip(rebuild, fresh):
+                for i, info in zip(rebuild, self._hello([agents[i] for i in rebuild], "the environment on the nodes")):
                     infos[i] = info
         port = str(ray.get(agents[0].free_port.remote()))
         master = infos[0]["address"]
@@ -237,6 +233,28 @@ class RaySupervisor(Supervisor):
             proc.pid = pid
             self.procs.append((node, proc))
             self.say(f"node {i} runs on {info['where']}" + (" (files copied through Ray)" if info["copy"] else ""))
+
+    def _hello(self, agents: list, what: str) -> list[dict]:
+        """Each agent's hello; jupyter-train's packages sent to the nodes that lack an identical
+        copy (JUPYTER_TRAIN_RAY_SHIP_PACKAGES=1: to every node)."""
+        import ray
+
+        use_own = os.environ.get("JUPYTER_TRAIN_RAY_SHIP_PACKAGES") != "1"
+        infos = self._wait([a.hello.remote(str(self.rd.path), self.token, self.cfg.get("shared"),
+                                           self.lib_fingerprint, use_own) for a in agents], what, ENV_TIMEOUT_S)
+        for info in infos:
+            if "error" in info:
+                raise OSError(info["error"])
+        needy = [i for i, info in enumerate(infos) if info["needs_lib"]]
+        if needy:
+            if self.lib_ref is None:
+                self.lib_ref = ray.put(transfer.pack(self.rd.path, [], extra={
+                    d: os.path.basename(d) for d in package_dirs()}))
+            self._wait([agents[i].install_lib.remote(self.lib_ref, self.lib_fingerprint) for i in needy],
+                       "jupyter-train's packages to reach the nodes", ENV_TIMEOUT_S)
+            self.say(f"sent jupyter-train's packages ({self.lib_fingerprint}) to "
+                     + ", ".join(infos[i]["where"] for i in needy))
+        return infos
 
     def _ship(self, node, agent) -> None:
         """The node's working copy, through the object store."""
