@@ -68,7 +68,7 @@ class Probe:
     def __init__(self, address: str):
         self.address = address
         self.client = address.startswith("ray://")
-        self.gcs = None if self.client else self._gcs_address(address)
+        self.gcs: str | None = None  # resolved on first use ("auto" needs a cluster to find)
         self.requested: list | None = None
         self.lock = threading.Lock()
 
@@ -93,6 +93,7 @@ class Probe:
                     self.connect()
                     out = client_status()
             else:
+                self.gcs = self.gcs or self._gcs_address(self.address)
                 out = gcs_status(self.gcs)
         except Exception as exc:  # the cluster is down or unreachable: say so, keep trying
             out = {"state": "unreachable", "error": f"{type(exc).__name__}: {exc}"[:500], "nodes": []}
