@@ -18,6 +18,7 @@ import time
 from . import transfer
 from . import ray_agent
 from .ray_agent import PROBE, NodeAgent
+from .commands import MASTER_ADDR
 from .spec import RunState
 from .supervisor import RemoteProc, StartCanceled, Supervisor
 
@@ -64,6 +65,15 @@ def node_alive(node_id: str) -> bool:
     import ray
 
     return any(n["NodeID"] == node_id and n["Alive"] for n in ray.nodes())
+
+
+MASTER_FLAGS = ("--master-addr=", "--rdzv-endpoint=")  # where commands.py put this host's loopback
+
+
+def _master(text: str, address: str, port: str) -> str:
+    """Node 0's address and port in place of the loopback and placeholder (only in the master's
+    flags and MASTER_ADDR: a script's own arguments are left alone)."""
+    return text.replace(MASTER_ADDR, address).replace("{MASTER_PORT}", port)
 
 
 def package_dirs() -> list[str]:
@@ -202,6 +212,7 @@ class RaySupervisor(Supervisor):
             # nodes that turned out not to see this host's files build the environment themselves
             rebuild = [i for i, info in enumerate(infos) if info["copy"]]
             for i in rebuild:
+                ray.get(agents[i].cleanup.remote())  # its empty node-local folder
                 ray.kill(agents[i])
                 agents[i] = self._agent(i, env=True)
             if rebuild:
@@ -216,9 +227,10 @@ class RaySupervisor(Supervisor):
             self.offsets = [{} for _ in nodes]
         starts = []
         for node, agent, info in zip(nodes, agents, infos):
-            fill = lambda s: s.replace("{MASTER_PORT}", port).replace("127.0.0.1", master)  # noqa: E731
-            node.argv = [fill(a) for a in node.argv]
-            node.env = {k: fill(v) for k, v in node.env.items()}
+            node.argv = [_master(a, master, port) if a.startswith(MASTER_FLAGS) else a.replace("{MASTER_PORT}", port)
+                         for a in node.argv]
+            node.env = {k: _master(v, master, port) if k == "MASTER_ADDR" else v.replace("{MASTER_PORT}", port)
+                        for k, v in node.env.items()}
             argv = list(node.argv)
             if info["copy"]:
                 self._ship(node, agent)
