@@ -140,6 +140,15 @@ def log_of(run, name="rank_0.txt"):
         return ""
 
 
+def wait_for_log(run, text, name="rank_0.txt", timeout=90.0):
+    """Poll until ``text`` is in the run's log ``name``; on timeout, fail showing the
+    supervisor's log (where a target says what it is waiting for)."""
+    deadline = time.monotonic() + timeout
+    while text not in log_of(run, name):
+        assert time.monotonic() < deadline, f"{text!r} not in {name}: " + log_of(run, "supervisor.txt")
+        time.sleep(0.2)
+
+
 def _read_json(path):
     try:
         return json.loads(Path(path).read_text())
@@ -159,3 +168,12 @@ def headless(tmp_path):
     yield factory
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def ws(headless, workspace_dir):
+    """A kernel_lib Workspace on a headless server of its own."""
+    from kernel_lib import Workspace
+
+    headless(workspace_dir)
+    return Workspace(workspace_dir)

@@ -12,16 +12,10 @@ import pytest
 
 from jupyter_ext.launcher.procs import is_alive
 from kernel_lib import (ClusterCompute, ComputeTarget, ComputeTargetNotFound, Experiment,
-                        MpiConfiguration, PyTorchConfiguration, ScriptRunConfig, Workspace)
+                        MpiConfiguration, PyTorchConfiguration, ScriptRunConfig)
 from kernel_lib.client import TrainError
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
-
-
-@pytest.fixture
-def ws(headless, workspace_dir):
-    headless(workspace_dir)
-    return Workspace(workspace_dir)
 
 
 @pytest.fixture

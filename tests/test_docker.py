@@ -43,12 +43,6 @@ def dockerd():
 
 
 @pytest.fixture
-def ws(headless, workspace_dir):
-    headless(workspace_dir)
-    return Workspace(workspace_dir)
-
-
-@pytest.fixture
 def target(ws, dockerd):
     sock, _client = dockerd
     volumes = {"/usr": "/usr:ro", PY_ROOT: f"{PY_ROOT}:ro"}

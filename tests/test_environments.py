@@ -11,16 +11,10 @@ import pytest
 
 from jupyter_ext.environments.spec import EnvironmentSpec, from_conda_yaml
 from jupyter_ext.errors import InvalidRequest
-from kernel_lib import CondaDependencies, Environment, Experiment, ScriptRunConfig, Workspace
+from kernel_lib import CondaDependencies, Environment, Experiment, ScriptRunConfig
 from kernel_lib.client import TrainError
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
-
-
-@pytest.fixture
-def ws(headless, workspace_dir):
-    headless(workspace_dir)
-    return Workspace(workspace_dir)
 
 
 def toolz_env(name="toolz-env", pin=None):

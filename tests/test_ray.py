@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from kernel_lib import (ComputeTarget, CondaDependencies, Environment, Experiment, MpiConfiguration,
-                        PyTorchConfiguration, RayCompute, ScriptRunConfig, Workspace)
+                        PyTorchConfiguration, RayCompute, ScriptRunConfig)
 from kernel_lib.client import TrainError
-from tests.conftest import log_of
+from tests.conftest import log_of, wait_for_log
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # bind to loopback on this host
@@ -40,12 +40,6 @@ def ray_cluster():
     cluster.wait_for_nodes()
     yield cluster, workers
     cluster.shutdown()
-
-
-@pytest.fixture
-def ws(headless, workspace_dir):
-    headless(workspace_dir)
-    return Workspace(workspace_dir)
 
 
 @pytest.fixture
@@ -148,10 +142,7 @@ def test_status_shows_ray_nodes_and_the_autoscaler_request(ws, target, ray_clust
     run = Experiment(ws, "ray").submit(ScriptRunConfig(
         SCRIPTS, "linger.py", compute_target=target,
         distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2)))
-    deadline = time.monotonic() + 90
-    while "working" not in log_of(run):
-        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
-        time.sleep(0.2)
+    wait_for_log(run, "working")
     deadline = time.monotonic() + 30
     while True:  # the probe reports every 2 s
         status = target.get_status()
@@ -202,10 +193,7 @@ def test_through_ray_client_address(ws, ray_cluster):
 
 def test_cancel_ends_every_process(ws, target):
     run = Experiment(ws, "ray").submit(ScriptRunConfig(SCRIPTS, "linger.py", compute_target=target))
-    deadline = time.monotonic() + 90
-    while "working" not in log_of(run):
-        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
-        time.sleep(0.2)
+    wait_for_log(run, "working")
     pids = [int(p) for p in log_of(run).split("\n")[0].split()[1:3]]
     run.cancel()
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
@@ -221,10 +209,7 @@ def test_waiting_for_resources_shows_progress_and_cancels_at_once(ws, ray_cluste
     big = ComputeTarget.create(ws, "ray-big", RayCompute.provisioning_configuration(
         address=cluster.address, node_shape={"CPU": 16}, max_nodes=1))
     run = Experiment(ws, "ray").submit(ScriptRunConfig(SCRIPTS, "count.py", compute_target=big))
-    deadline = time.monotonic() + 60
-    while "still waiting for the Ray cluster to grant 1 bundle(s) of {'CPU': 16}" not in log_of(run, "supervisor.txt"):
-        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
-        time.sleep(0.5)
+    wait_for_log(run, "still waiting for the Ray cluster to grant 1 bundle(s) of {'CPU': 16}", "supervisor.txt", 60)
     t0 = time.monotonic()
     run.cancel()
     details = run.wait_for_completion(raise_on_error=False)
@@ -240,10 +225,7 @@ def test_a_dead_supervisor_takes_the_nodes_processes_with_it(ws, copy_target):
     import signal
 
     run = Experiment(ws, "ray").submit(ScriptRunConfig(SCRIPTS, "linger.py", compute_target=copy_target))
-    deadline = time.monotonic() + 90
-    while "working" not in log_of(run):
-        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
-        time.sleep(0.2)
+    wait_for_log(run, "working")
     pids = [int(p) for p in log_of(run).split("\n")[0].split()[1:3]]
     supervisor = json.loads(Path(ws.path, "runs", run.id, "supervisor.json").read_text())["pid"]
     os.kill(supervisor, signal.SIGKILL)
@@ -262,10 +244,7 @@ def test_a_node_killed_mid_run_fails_the_run_naming_it(ws, target, ray_cluster):
     run = Experiment(ws, "ray").submit(ScriptRunConfig(
         SCRIPTS, "linger.py", compute_target=target,
         distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2)))
-    deadline = time.monotonic() + 90
-    while "working" not in log_of(run):
-        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
-        time.sleep(0.2)
+    wait_for_log(run, "working")
     victim = workers[-1]
     victim_id = victim.node_id
     cluster.remove_node(victim, allow_graceful=False)
@@ -309,10 +288,8 @@ def test_a_dead_node_restarts_the_job_where_max_restarts_allows(ws, ray_cluster)
     run = Experiment(ws, "ray").submit(ScriptRunConfig(
         SCRIPTS, "count.py", ["--n", 40, "--sleep", 0.25], compute_target=target,
         distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2, max_restarts=1)))
-    deadline = time.monotonic() + 90
-    while "line 3" not in log_of(run, "rank_1.txt") or "line 3" not in log_of(run, "rank_0.txt"):
-        assert time.monotonic() < deadline, log_of(run, "supervisor.txt")
-        time.sleep(0.2)
+    for rank in (0, 1):
+        wait_for_log(run, "line 3", f"rank_{rank}.txt")
     where = re.search(r"node 1 runs on 127\.0\.0\.1, Ray node (\w+)", log_of(run, "supervisor.txt")).group(1)
     victim = next(w for w in workers if w.node_id.startswith(where))
     cluster.remove_node(victim, allow_graceful=False)
