@@ -186,7 +186,7 @@ def test_through_ray_client_address(ws, ray_cluster):
     assert "done" in log_of(run, "rank_0.txt") and "done" in log_of(run, "rank_1.txt")
     losses = [m for m in run.get_metrics_history() if m["name"] == "loss"]
     assert sorted(m["rank"] for m in losses) == [0, 0, 0, 1, 1, 1]  # metrics came back from both nodes
-    status = remote.get_status()
+    status = remote.get_status(timeout=120)  # a Ray Client connection takes 10-20 s here
     assert status["ray_state"] == "ready", status
     assert {w.node_id for w in workers} <= {n["node_id"] for n in status["ray_nodes"]}
 

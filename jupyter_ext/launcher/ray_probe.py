@@ -104,12 +104,21 @@ class Probe:
     def request(self, bundles: list) -> None:
         if bundles == (self.requested or []):
             return
-        from ray.autoscaler.sdk import request_resources
+        import ray
 
         with self.lock:
             self.connect()
-            request_resources(bundles=bundles)
+            if self.client:  # a Ray Client has no GCS connection of its own: ask from inside the cluster
+                ray.get(ray.remote(num_cpus=0)(_request_resources).remote(bundles), timeout=60)
+            else:
+                _request_resources(bundles)
         self.requested = bundles
+
+
+def _request_resources(bundles: list) -> None:
+    from ray.autoscaler.sdk import request_resources
+
+    request_resources(bundles=bundles)
 
 
 def _read_requests(probe: Probe, done: threading.Event) -> None:
