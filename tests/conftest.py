@@ -25,6 +25,16 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 TERMINAL = ("Completed", "Failed", "Canceled")
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's table (tests/faults), when any fault test ran."""
+    from tests.faults.table import render
+
+    text = render()
+    if text:
+        terminalreporter.write_sep("=", "fault suite")
+        terminalreporter.write_line(text)
+
+
 @pytest.fixture
 def workspace_dir(tmp_path) -> Path:
     return tmp_path / "workspace"
