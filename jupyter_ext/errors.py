@@ -51,3 +51,8 @@ class PathEscapes(TrainError):
 class WorkspaceLocked(TrainError):
     code = "workspace_locked"
     status = 409
+
+
+class MethodNotAllowed(TrainError):
+    code = "method_not_allowed"
+    status = 405

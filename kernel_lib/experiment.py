@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from . import args
 from .run import Run
 from .run_config import ScriptRunConfig
+
+MAX_RUNS = 10000  # the most GET /runs answers at once (openapi.yaml)
 
 
 class Experiment:
     def __init__(self, workspace, name: str):
         self.workspace = workspace
-        self.name = name
+        self.name = args.name("Experiment", name)
 
     def __repr__(self):
         return f"Experiment(name={self.name!r}, workspace={self.workspace.name!r})"
@@ -17,9 +20,12 @@ class Experiment:
     def submit(self, config: ScriptRunConfig, tags: dict | None = None) -> Run:
         if not isinstance(config, ScriptRunConfig):
             raise TypeError("Experiment.submit takes a ScriptRunConfig(source_directory=..., script=...).")
+        if tags is not None and not isinstance(tags, dict):
+            raise args.ArgumentTypeError(f"tags must be a dict of name -> value, not {type(tags).__name__}.")
         data = self.workspace.client.post("/runs", config.to_request(self.name, tags))
         return Run._from_data(self.workspace, data)
 
     def get_runs(self, limit: int = 100) -> list[Run]:
+        args.whole_number("limit", limit, 1, MAX_RUNS)
         runs = self.workspace.client.get("/runs", experiment=self.name, limit=limit)["runs"]
         return [Run._from_data(self.workspace, r) for r in runs]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
+from . import args
 from .client import TrainError
 
 
@@ -21,20 +23,30 @@ class ScriptRunConfig:
     distributed_job_config: object = None  # PyTorchConfiguration or MpiConfiguration
 
     def __post_init__(self):
+        """Every argument checked here, before anything reaches the server."""
+        self.script = args.text("script", self.script)
+        if not self.script:
+            raise args.ArgumentError("script is empty: give the training script's file name, e.g. 'train.py'.")
+        self.arguments = _arguments(self.arguments)
+        self._check_target_and_environment()
+        self.environment_variables = args.environment_variables(self.environment_variables)
+        if not isinstance(self.extra_files or {}, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in (self.extra_files or {}).items()):
+            raise args.ArgumentTypeError("extra_files must be a dict of relative path -> text.")
+        self.extra_files = dict(self.extra_files or {})
         if self.distributed_job_config is not None:
+            if not callable(getattr(self.distributed_job_config, "to_request", None)):
+                raise args.ArgumentTypeError(
+                    "distributed_job_config must be a PyTorchConfiguration or an MpiConfiguration, "
+                    f"not {type(self.distributed_job_config).__name__}.")
             self.distributed = self.distributed_job_config.to_request()
-        self.arguments = list(self.arguments or [])
-        for i, a in enumerate(self.arguments):
-            if isinstance(a, bool) or not isinstance(a, (str, int, float)):
-                raise TrainError(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument must "
-                                 "be a str, int or float. Convert it, e.g. str(value).",
-                                 "invalid_request")
         if self.source_directory is None:
             if self.script not in self.extra_files:
                 raise TrainError("Give source_directory, the folder that holds your training script.",
                                  "invalid_request")
             return
-        self.source_directory = os.path.abspath(os.path.expanduser(str(self.source_directory)))
+        source = args.text("source_directory", self.source_directory)
+        self.source_directory = os.path.abspath(os.path.expanduser(source))
         if not os.path.isdir(self.source_directory):
             raise TrainError(f"source_directory {self.source_directory!r} does not exist. Pass the "
                              "folder that holds your training script.", "invalid_request")
@@ -42,6 +54,19 @@ class ScriptRunConfig:
                 not os.path.isfile(os.path.join(self.source_directory, self.script)):
             raise TrainError(f"The script {self.script!r} is not in {self.source_directory}. Check "
                              "the name or the source_directory.", "invalid_request")
+
+    def _check_target_and_environment(self) -> None:
+        target = self.compute_target
+        if not isinstance(target, str) and not isinstance(getattr(target, "name", None), str):
+            raise args.ArgumentTypeError(
+                f"compute_target must be a target's name (e.g. 'local') or a ComputeTarget, not "
+                f"{type(target).__name__}.")
+        args.name("Compute target", self.target_name)
+        env = self.environment
+        if env is not None and not callable(getattr(env, "to_spec", None)):
+            hint = f"Environment.get(ws, {env!r})" if isinstance(env, str) else "Environment(name)"
+            raise args.ArgumentTypeError(f"environment must be an Environment, e.g. {hint}, not "
+                                         f"{type(env).__name__}.")
 
     @property
     def target_name(self) -> str:
@@ -61,3 +86,25 @@ class ScriptRunConfig:
                 "tags": {str(k): str(v) for k, v in (tags or {}).items()},
                 **({"extra_files": dict(self.extra_files)} if self.extra_files else {}),
                 **({"distributed": dict(self.distributed)} if self.distributed else {})}
+
+
+def _arguments(value) -> list:
+    """The script's arguments: a list or tuple of str, int and float."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        raise args.ArgumentTypeError(
+            f"arguments must be a list, not a str ({value!r}): pass a list, e.g. ['--lr', '1'] or "
+            f"{value!r}.split().")
+    if not isinstance(value, (list, tuple)):
+        raise args.ArgumentTypeError(f"arguments must be a list or tuple, e.g. ['--lr', '1'], not "
+                                     f"{type(value).__name__}.")
+    for i, a in enumerate(value):
+        if isinstance(a, bool) or not isinstance(a, (str, int, float)):
+            raise args.ArgumentTypeError(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument "
+                                         "must be a str, int or float. Convert it, e.g. str(value).")
+        if isinstance(a, float) and not math.isfinite(a):
+            raise args.ArgumentError(f"arguments[{i}] is {a}: pass a finite number or a str.")
+        if isinstance(a, str):
+            args.text(f"arguments[{i}]", a)
+    return list(value)

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from jupyter_ext.handlers import ROUTES
 from jupyter_ext.launcher.procs import is_alive
 
 
@@ -174,44 +173,7 @@ async def test_files_and_logs_cannot_escape_the_run(api):
     await api.call("GET", "runs/nope_1_2", expect=404)
 
 
-async def test_every_endpoint_requires_auth(jp_fetch, api):
-    from tornado.httpclient import HTTPClientError
-
-    run = await api.wait((await api.submit("count.py", ["--n", 1]))["id"])
-    await api.call("POST", "models", {"name": "m", "run_id": run["id"], "path": "outputs/result.txt"},
-                   expect=201)
-    samples = {"run_id": run["id"], "name": "m", "version": "1", "path": "result.txt"}
-    checked = 0
-    for pattern, handler in ROUTES:
-        path = pattern
-        for key, value in samples.items():
-            path = path.replace(f"(?P<{key}>[A-Za-z0-9_.-]+)", value).replace(f"(?P<{key}>.+)", value)
-            path = path.replace(f"(?P<{key}>[0-9]+)", value)
-        if "/logs/" in path:
-            path = path.replace("/logs/m", "/logs/rank_0.txt")
-        for method in ("GET", "POST", "PATCH"):
-            if not hasattr(handler, method.lower()) or getattr(handler, method.lower()) is getattr(
-                    __import__("tornado.web").web.RequestHandler, method.lower()):
-                continue
-            if handler.__name__ in ("RunStreamHandler", "WorkspaceEventsHandler"):
-                continue  # checked below over a WebSocket
-            kwargs = {"method": method, "headers": {"Authorization": ""}}
-            if method != "GET":
-                kwargs["body"] = "{}"
-            with pytest.raises(HTTPClientError) as info:
-                await jp_fetch("train", "api", *filter(None, path.split("/")), **kwargs)
-            assert info.value.code == 403, (method, path)
-            checked += 1
-    assert checked >= 15
-
-
-async def test_websocket_requires_auth(jp_ws_fetch, api):
-    from tornado.httpclient import HTTPClientError
-
-    run = await api.submit("count.py", ["--n", 1])
-    with pytest.raises(HTTPClientError) as info:
-        await jp_ws_fetch("train", "api", "runs", run["id"], "stream", headers={"Authorization": ""})
-    assert info.value.code == 403
+# Auth on every endpoint and method of openapi.yaml: tests/faults/test_auth.py
 
 
 async def test_websocket_streams_status_logs_metrics_and_resumes(jp_ws_fetch, api):

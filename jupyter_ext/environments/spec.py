@@ -107,6 +107,9 @@ def _split_conda(pkg: str) -> tuple[str, str]:
     """'numpy=1.26' -> ('numpy', '==1.26'); 'pytorch>=2' -> ('pytorch', '>=2'); channel prefix dropped."""
     pkg = pkg.split("::")[-1].strip()
     m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", pkg)
+    if m is None:
+        raise InvalidRequest(f"The conda package spec {pkg!r} has no package name; write it as "
+                             "'name', 'name=1.2' or 'name>=1.2'.")
     name, rest = m.group(1).lower(), m.group(2).strip()
     if rest.startswith("=") and not rest.startswith("=="):
         rest = "==" + rest[1:].split("=")[0]  # conda's build string after a second '=' is dropped

@@ -1,12 +1,18 @@
-"""Route table for /train/api (see jupyter_ext/openapi.yaml for the contract)."""
+"""Route table for /train/api (see jupyter_ext/openapi.yaml for the contract; tests/test_contract.py
+checks the two describe the same endpoints)."""
 
 from __future__ import annotations
 
+import re
+
+from ..schema import api_spec
+from .base import NoEndpointHandler
 from .environments import EnvironmentHandler, EnvironmentsHandler
 from .events import WorkspaceEventsHandler
 from .models import ModelFileHandler, ModelHandler, ModelsHandler, ModelVersionHandler
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
-                   InfoHandler, LogHandler, LogsHandler, MetricsHandler, OneComputeHandler,
+                   InfoHandler, LogHandler, LogsHandler, MetricSeriesHandler, MetricsHandler,
+                   OneComputeHandler,
                    ResubmitHandler, RunHandler, RunsHandler)
 from .stream import RunStreamHandler
 
@@ -26,6 +32,7 @@ ROUTES = [
     (rf"/runs/{RUN}/logs", LogsHandler),
     (rf"/runs/{RUN}/logs/(?P<name>.+)", LogHandler),
     (rf"/runs/{RUN}/metrics", MetricsHandler),
+    (rf"/runs/{RUN}/metrics/series", MetricSeriesHandler),
     (rf"/runs/{RUN}/files", FilesHandler),
     (rf"/runs/{RUN}/files/(?P<name>.+)", FileHandler),
     (rf"/runs/{RUN}/stream", RunStreamHandler),
@@ -38,5 +45,14 @@ ROUTES = [
 ]
 
 
-def handlers(base: str = "/train/api") -> list[tuple[str, type]]:
-    return [(base + pattern, handler) for pattern, handler in ROUTES]
+def spec_path(pattern: str) -> str:
+    """A route's path in openapi.yaml: ``/runs/(?P<run_id>...)`` -> ``/runs/{run_id}``."""
+    return re.sub(r"\(\?P<([a-z_]+)>[^)]*\)", r"{\1}", pattern) or "/"
+
+
+def handlers(base: str = "/train/api") -> list[tuple[str, type, dict]]:
+    """Every route, told its openapi.yaml path (requests are checked against it), then the
+    catch-all: JSON 404 for anything else under ``base``."""
+    api_spec()  # read openapi.yaml once, at server start (a broken file fails here, not later)
+    return [(base + pattern, handler, {"spec_path": spec_path(pattern)}) for pattern, handler in ROUTES] \
+        + [(base + r"/.*", NoEndpointHandler, {"spec_path": None})]

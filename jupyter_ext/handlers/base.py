@@ -1,4 +1,7 @@
-"""The base handler: auth, the RunManager, JSON in and out, one error translation."""
+"""The base handler: auth, the RunManager, JSON in and out, one error translation.
+
+Every request is checked against jupyter_ext/openapi.yaml before its method runs
+(validate.ContractChecked, which also writes every error as {"error_code", "message"})."""
 
 from __future__ import annotations
 
@@ -6,14 +9,15 @@ import json
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
-from tornado import web
 
-from ..errors import InvalidRequest, TrainError, WorkspaceLocked
+from ..errors import InvalidRequest, NotFound, WorkspaceLocked
+from ..schema import parse_json_body
+from .validate import ContractChecked
 
 AUTH_RESOURCE = "train"
 
 
-class TrainHandler(ExtensionHandlerMixin, APIHandler):
+class TrainHandler(ContractChecked, ExtensionHandlerMixin, APIHandler):
     auth_resource = AUTH_RESOURCE
 
     async def prepare(self):
@@ -31,10 +35,8 @@ class TrainHandler(ExtensionHandlerMixin, APIHandler):
         return manager
 
     def json_body(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise InvalidRequest("The request body is not valid JSON.") from None
+        """The request's JSON object, as checked against openapi.yaml in prepare()."""
+        body = self.checked_body if self.checked_body is not None else parse_json_body(self.request.body)
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         return body
@@ -56,23 +58,17 @@ class TrainHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, allow_nan=False))
 
-    # One translation of errors: {"error_code", "message"} with the error's HTTP status.
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, TrainError):
-            self.set_status(exc.status)
-            body = exc.to_dict()
-        elif isinstance(exc, web.HTTPError):
-            body = {"error_code": f"http_{status_code}",
-                    "message": exc.log_message or self._reason}
-        else:
-            body = {"error_code": "internal_error",
-                    "message": "The server hit an unexpected error; the details are in the server log."}
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
 
-    def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, TrainError):
-            self.log.info("jupyter-train: %s: %s", value.code, value.message)
+class NoEndpointHandler(TrainHandler):
+    """Whatever no route under /train/api matches, with any method: a JSON 404. A GET of a known
+    path with a trailing slash is redirected without it, as Jupyter does."""
+
+    def check_request(self) -> None:
+        path = self.request.path
+        if path.endswith("/") and self.request.method in ("GET", "HEAD"):
+            query = f"?{self.request.query}" if self.request.query else ""
+            self.redirect(path.rstrip("/") + query)
             return
-        super().log_exception(typ, value, tb)
+        hint = " (drop the trailing '/')" if path.endswith("/") else ""
+        raise NotFound(f"No endpoint {self.request.method} {self.api_path()}{hint} in jupyter-train's API. "
+                       "See jupyter_ext/openapi.yaml for the endpoints and their methods.")

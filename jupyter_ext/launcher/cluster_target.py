@@ -21,6 +21,8 @@ from .local_target import LocalTarget
 
 NAMED_SHAPES = {"cpu-small": (1, 0), "cpu": (2, 0), "cpu-large": (4, 0), "gpu-small": (4, 1), "gpu": (8, 1),
                 "gpu-x8": (32, 8)}
+MAX_SHAPE_UNITS = 4096  # cores or GPUs of one node: beyond any machine
+MAX_CLUSTER_NODES = 10_000  # nodes of one cluster (its slots are listed one by one)
 PREPARE_S = 0.2  # a slot on this host is ready almost at once; the state is still shown
 
 
@@ -35,6 +37,9 @@ def parse_shape(vm_size: str, shapes: dict | None = None) -> tuple[int, int]:
         raise InvalidRequest(f"vm_size {vm_size!r} is not a node shape: use 'cpu:N' (N cores), "
                              f"'gpu:N' (N GPUs) or one of {', '.join(sorted(named))}.")
     n = int(m.group(2))
+    if n > MAX_SHAPE_UNITS:
+        raise InvalidRequest(f"vm_size {vm_size!r} asks for {n} {m.group(1).upper()}s per node; the most "
+                             f"is {MAX_SHAPE_UNITS}. Use a smaller shape.")
     return (n, 0) if m.group(1) == "cpu" else (max(1, (os.cpu_count() or 1)), n)
 
 
@@ -65,6 +70,8 @@ class ClusterConfig:
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise InvalidRequest(f"{key} must be a whole number >= 0.")
+        if self.max_nodes > MAX_CLUSTER_NODES:
+            raise InvalidRequest(f"max_nodes {self.max_nodes} is more than {MAX_CLUSTER_NODES}; ask for fewer nodes.")
         if self.max_nodes < 1 or self.min_nodes > self.max_nodes:
             raise InvalidRequest("Need 0 <= min_nodes <= max_nodes and max_nodes >= 1.")
         if gpus and gpus * self.max_nodes > gpus_on_host:

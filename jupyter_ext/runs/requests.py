@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from ..errors import InvalidRequest
 from ..launcher.spec import DistributedSpec
 
 MAX_EXTRA_BYTES = 10 * 10**6
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass
@@ -60,11 +62,26 @@ class SubmitRequest:
             if isinstance(a, bool) or not isinstance(a, (str, int, float)):
                 raise InvalidRequest(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument "
                                      "must be a str, int or float. Convert it, e.g. str(value).")
+            if isinstance(a, str) and "\x00" in a:
+                raise InvalidRequest(f"arguments[{i}] holds a NUL character (\\x00), which no "
+                                     "process can receive as an argument; remove it.")
         for key in ("environment_variables", "tags"):
             d = body.get(key, {})
             if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
                 raise InvalidRequest(f"'{key}' must be an object of string keys.")
+        check_environment_variables(body.get("environment_variables", {}))
         return cls(**body)
+
+
+def check_environment_variables(env: dict) -> None:
+    """Names a process environment can hold, and text values without NUL."""
+    for name, value in env.items():
+        if not ENV_NAME.match(name):
+            raise InvalidRequest(f"environment_variables: {name!r} is not a valid environment variable "
+                                 "name: use letters, digits and '_', not starting with a digit.")
+        if not isinstance(value, str) or "\x00" in value:
+            raise InvalidRequest(f"environment_variables.{name} must be text without NUL characters; "
+                                 f"send e.g. str(value), not {value!r}.")
 
 
 def parse_distributed(body: dict | None) -> DistributedSpec | None:
