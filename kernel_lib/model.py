@@ -29,6 +29,13 @@ class Model:
             path = f"/models/{quote(name)}" + (f"/{int(version)}" if version is not None else "")
             _data = workspace.client.get(path)
         self._set(_data)
+        self.skipped = _data.get("skipped") or []  # a registration's: links it did not follow
+        if self.skipped:
+            import warnings
+
+            warnings.warn(f"{self.id}: {len(self.skipped)} path(s) not stored, never read: "
+                          + "; ".join(f"{s['name']} ({s['reason']})" for s in self.skipped[:5]),
+                          stacklevel=3)
 
     def _set(self, data: dict) -> None:
         self._data = data

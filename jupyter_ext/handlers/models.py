@@ -52,4 +52,4 @@ class ModelFileHandler(FileHandler):
     @web.authenticated
     @authorized
     async def get(self, name, version, path):
-        await self.send_file(self.manager.model_file_path(name, bad_version(version), path))
+        await self.send_file(self.manager.open_model_file(name, bad_version(version), path), path)
