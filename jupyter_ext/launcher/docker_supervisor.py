@@ -15,9 +15,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 from . import transfer
-from .procs import kill_ranks, terminate_groups
 from .supervisor import RemoteProc, Supervisor
 
 LABEL = "jupyter-train"
@@ -232,17 +232,36 @@ class DockerSupervisor(Supervisor):
         except Exception:
             pass  # the container is gone; what it wrote is in the file
 
-    def stop_all(self) -> None:
-        hosted = [p for _, p in self.procs if isinstance(p, subprocess.Popen)]
-        terminate_groups([p.pid for p in hosted], self.spec.cancel_grace_s)  # mpirun, on this host
+    def end_leftovers(self) -> None:
+        """Stop every container of the run still running (on cancel, a failing node, and at the
+        end: MPI's node containers), then end what is left on this host (mpirun, its docker exec
+        agents). A container's processes, those ``docker exec`` started included, all end with
+        it (its PID namespace)."""
+        self._stop_containers()
+        super().end_leftovers()
+
+    def _stop_containers(self) -> None:
+        """SIGTERM to each running container at once, SIGKILL to those left after the grace."""
+        running = []
         for p in [p for _, p in self.procs if isinstance(p, _Container)] + self.keepers:
             try:
-                p.c.stop(timeout=int(max(1, self.spec.cancel_grace_s)))
+                p.c.kill(signal="SIGTERM")
+                running.append(p.c)
             except Exception:
-                pass
-        for _, p in self.procs:
-            p.wait()
-        kill_ranks(self.rd)  # nothing on this host, normally; harmless
+                pass  # not running (any more)
+        deadline = time.monotonic() + self.spec.cancel_grace_s
+        for c in running:
+            how = "SIGTERM"
+            try:
+                c.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:  # still running after the grace
+                how = f"SIGKILL after {self.spec.cancel_grace_s:g} s"
+                try:
+                    c.kill()
+                    c.wait(timeout=30)
+                except Exception:
+                    pass
+            self.say(f"stopped container {c.name} ({how}), and with it every process in it")
 
     def remove_containers(self) -> None:
         for t in self.threads:

@@ -9,6 +9,11 @@ end of file on it means the agent is gone. Then, or on SIGTERM (the agent's own 
 the command's process group (SIGTERM, SIGKILL after GRACE_S) and every rank that recorded its
 pid under ROOT (torchrun starts its workers in sessions of their own).
 
+It is the node's process boundary, as the supervisor is the run's: a child subreaper, so what
+the command starts in sessions of its own or as double-forked daemons stays its descendant; when
+the command ends, and when it is stopped, every descendant left is ended (SIGTERM, SIGKILL after
+GRACE_S) and named in the node's log, before the command's status is written.
+
 STATE_FILE (JSON, replaced whole) says ``{"keeper": pid, "command": pid}`` once the command
 runs, and adds ``"code"``, the command's status (128 + N for a signal N), when it is over.
 """
@@ -23,7 +28,7 @@ import sys
 import threading
 import time
 
-from .procs import kill_ranks, terminate_groups
+from .procs import become_subreaper, end_run_processes, kill_ranks, start_reaper
 from .rundir import RunDir
 
 
@@ -51,6 +56,9 @@ def main(argv=None) -> int:
     root, grace, lifeline, state_file, command = argv[0], float(argv[1]), int(argv[2]), argv[3], argv[5:]
     if os.fork() > 0:
         os._exit(0)  # the agent's child exits now; the keeper is nobody's child Ray would kill
+    child = None
+    if become_subreaper():  # after the fork: the command's orphans come back to the keeper
+        start_reaper(lambda: {child.pid} if child else set())
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("stop"))
 
@@ -62,11 +70,11 @@ def main(argv=None) -> int:
     child = subprocess.Popen(command, start_new_session=True)
     write_state(state_file, {"keeper": os.getpid(), "command": child.pid})
     threading.Thread(target=watch, daemon=True).start()
-    while child.poll() is None:
-        if stopping:
-            terminate_groups([child.pid], grace)
-            break
+    while child.poll() is None and not stopping:
         time.sleep(0.1)
+    # ended, or told to stop: end everything the command started, however it detached
+    end_run_processes(None, grace, groups=[child.pid], descendants=True, keep=[child.pid],
+                      say=lambda text: print(f"node keeper: {text}", flush=True))
     code = child.wait()
     code = code if code >= 0 else 128 - code
     if stopping:

@@ -201,9 +201,9 @@ class NodeAgent:
         return self._launcher("transfer").pack(self.root, names)
 
     def stop(self, grace_s: float):
-        """SIGTERM to the keeper, which stops the command's process group (SIGKILL after
+        """SIGTERM to the keeper, which ends every process the command started (SIGKILL after
         ``grace_s``) and any rank left over; if it has not finished 5 s after that, SIGKILL to
-        both."""
+        both, and an end to every process whose environment names this node's run folder."""
         if self.keeper is None:
             return None
         if self.poll() is None:
@@ -220,6 +220,8 @@ class NodeAgent:
                         kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+                # what the keeper had started is orphaned now: found by its environment
+                self._launcher("procs").end_run_processes(self.root, grace_s)
         self._kill_ranks()
         return self.poll()
 
