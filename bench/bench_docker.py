@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from kernel_lib import (ClusterCompute, ComputeTarget, DockerCompute, Environment, Experiment,  # noqa: E402
                         PyTorchConfiguration, ScriptRunConfig, Workspace)
-from tests.dockerd import Dockerd  # noqa: E402
+from tests.dockerd import Dockerd, host_python_volumes  # noqa: E402
 
 FIRST_LINE = "import time; print('first', time.time(), flush=True)\n"
 SCRIPTS = ROOT / "tests" / "scripts"
@@ -74,8 +74,7 @@ def main():
             ws = Workspace(tmp / "ws")
             ws.client
             try:
-                py_root = str(Path(sys.executable).resolve().parents[1])
-                volumes = {"/usr": "/usr:ro", py_root: f"{py_root}:ro"}
+                volumes = host_python_volumes()  # /usr and this Python (a venv's too), as is
                 bind = ComputeTarget.create(ws, "bind", DockerCompute.provisioning_configuration(
                     base_url=engine.url, max_nodes=2, volumes=volumes))
                 copy = ComputeTarget.create(ws, "copy", DockerCompute.provisioning_configuration(

@@ -6,6 +6,17 @@ bytes once under its SHA-256. A stat cache (size, mtime, inode -> digest) means 
 unchanged folder hashes nothing and copies nothing: it only walks and compares. A snapshot is a
 manifest (path -> digest, mode); its id is the digest of the manifest.
 
+A run's working copy is laid out by ``lay_out`` (see worktree.py): a finished spare copy handed
+over by one rename where the store has one for the snapshot, else every file cloned (reflink)
+or copied from the store, never hard-linked. As a run's supervisor exits it starts
+``python -m jupyter_ext.snapshots restock ...`` (``start_restock``), which builds the next spare
+(``spares/<snapshot id>``, at most SPARES_KEPT of them) at the lowest CPU priority.
+
+Links in the source: one that resolves to a file inside the source folder is shipped as a copy
+of that file; one that leads outside it (or to a folder, or nowhere) is left out and named in
+``Snapshot.skipped_links``. Files are opened without following links, so a file swapped for a
+link while the snapshot is taken is not read through it.
+
 Ignore files are read in every directory, as git does; patterns are gitignore syntax (pathspec).
 """
 
@@ -14,13 +25,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
+import subprocess
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidRequest, SnapshotTooLarge
+from .worktree import OPEN_SRC, Copier, Layout, SpareShelf, lay_out
+
+# A spare working copy that has to be copied (no reflink) is built only up to this size: it takes
+# disk the user did not ask for, and it is built while other runs may be training.
+SPARE_MAX_COPY_BYTES = 64 * 10**6
+SPARES_KEPT = 4
 
 ALWAYS_IGNORED = (".git", ".amlignore_cache")
 IGNORE_FILES = (".amlignore", ".gitignore")
@@ -44,6 +62,7 @@ class Snapshot:
     bytes: int
     new_files: int
     new_bytes: int
+    skipped_links: list[str] = field(default_factory=list)  # links left out: they lead outside
 
 
 def _ignore_spec(directory: str):
@@ -57,8 +76,9 @@ def _ignore_spec(directory: str):
     return None
 
 
-def walk_source(root: str) -> list[SourceFile]:
-    """Every file under ``root`` that the ignore rules keep, in a stable order."""
+def walk_source(root: str, skipped_links: list[str] | None = None) -> list[SourceFile]:
+    """Every file under ``root`` that the ignore rules keep, in a stable order; the links left
+    out (they lead outside ``root``, to a folder, or nowhere) go into ``skipped_links``."""
     root = os.path.realpath(root)
     out: list[SourceFile] = []
     # A stack of (directory relative to root, spec) for the ignore files seen on the way down.
@@ -84,6 +104,8 @@ def walk_source(root: str) -> list[SourceFile]:
             elif e.is_symlink():
                 real = os.path.realpath(e.path)
                 if not real.startswith(root + os.sep) or not os.path.isfile(real):
+                    if skipped_links is not None:
+                        skipped_links.append(rel)
                     continue  # a link that leads out of the source folder is not shipped
                 st = os.stat(real)
                 out.append(SourceFile(rel, real, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode))
@@ -132,6 +154,8 @@ class SnapshotStore:
         self.statcache = self.root / "statcache"
         for d in (self.objects, self.manifests, self.statcache):
             d.mkdir(parents=True, exist_ok=True)
+        self.spares = SpareShelf(self.root / "spares", keep=SPARES_KEPT)
+        self.spare_max_copy_bytes = SPARE_MAX_COPY_BYTES
 
     def _object_path(self, digest: str) -> Path:
         return self.objects / digest[:2] / digest
@@ -144,6 +168,7 @@ class SnapshotStore:
         """Snapshot ``source_dir`` (may be None) plus ``extra_files`` (path -> bytes, e.g. a
         notebook cell saved as a script), which win over files of the same path."""
         extra = dict(extra_files or {})
+        skipped: list[str] = []
         if source_dir is None:
             files, source = [], ""
         else:
@@ -151,7 +176,7 @@ class SnapshotStore:
             if not os.path.isdir(source):
                 raise InvalidRequest(f"The source directory {source_dir!r} does not exist or is not a "
                                      "directory. Pass an existing folder as source_directory.")
-            files = [f for f in walk_source(source) if f.rel not in extra]
+            files = [f for f in walk_source(source, skipped) if f.rel not in extra]
         virtual = [SourceFile(rel, "", len(data), 0, 0, 0o644) for rel, data in extra.items()]
         check_limits(files + virtual, max_bytes, max_files, source_dir or "(cell)")
         entries, new_files, new_bytes = self._take_files(source, files)
@@ -167,7 +192,7 @@ class SnapshotStore:
         if not mpath.exists():
             _atomic_write(mpath, manifest)
         total = sum(f.size for f in files) + sum(len(d) for d in extra.values())
-        return Snapshot(snap_id, len(entries), total, new_files, new_bytes)
+        return Snapshot(snap_id, len(entries), total, new_files, new_bytes, skipped)
 
     def _take_files(self, source: str, files: list[SourceFile]) -> tuple[list, int, int]:
         """Store what is new among ``files``, using and refreshing the stat cache."""
@@ -207,11 +232,16 @@ class SnapshotStore:
         return digest, True
 
     def _store_file(self, path: str) -> tuple[str, bool]:
-        """Hash ``path`` while copying it to a temp file; keep the copy only if it is new."""
+        """Hash ``path`` while copying it to a temp file; keep the copy only if it is new. (No
+        clone here: XFS writes a just-edited file back before cloning it, and reading the clone
+        to hash it misses the page cache that holds the source.)"""
         h = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".tmp")
         try:
-            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            with os.fdopen(fd, "wb") as dst, open(_open_source(path), "rb") as src:
+                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                    raise InvalidRequest(f"{path} changed into something other than a file while "
+                                         "the snapshot was taken; submit again.")
                 while chunk := src.read(CHUNK):
                     h.update(chunk)
                     dst.write(chunk)
@@ -234,22 +264,86 @@ class SnapshotStore:
             raise InvalidRequest(f"Snapshot {snap_id} does not exist in this workspace.") from None
 
     def materialize(self, snap_id: str, dest: str | os.PathLike) -> int:
-        """Copy the snapshot's files into ``dest`` (a fresh working copy the script may change)."""
-        dest = Path(dest)
-        made: set[Path] = set()
-        n = 0
-        for rel, digest, mode in self.manifest(snap_id):
-            target = dest / rel
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
-            shutil.copyfile(self._object_path(digest), target)
-            os.chmod(target, mode)
-            n += 1
-        return n
+        """Clone or copy the snapshot's files into ``dest`` (a fresh working copy the script may
+        change; ``dest`` must not exist); the number of files."""
+        return self.lay_out(snap_id, dest, use_spare=False).files
+
+    def lay_out(self, snap_id: str, dest: str | os.PathLike, *, use_spare: bool = True) -> Layout:
+        """A fresh working copy of ``snap_id`` at ``dest`` (which must not exist): the shelf's
+        spare if it holds one (``files`` is then None: nothing was counted), else a clone or
+        copy of every file."""
+        if use_spare and self.spares.take(snap_id, dest):
+            return Layout(None, "spare")
+        return lay_out(self.manifest(snap_id), self._object_path, dest)
+
+    def start_restock(self, snap_id: str, run_dir: str | os.PathLike) -> subprocess.Popen | None:
+        """Start ``restock`` in a process of its own (its own session, lowest CPU priority) and
+        return at once: the supervisor calls this as it exits, after the run's final state, so
+        the spare costs the run nothing and the server, which reaps the supervisor, never waits.
+        The builders' lock is taken here and handed to the child: of many runs ending at once,
+        only one starts a builder."""
+        if (self.spares.root / snap_id).exists() or not self.spares.usable_for(run_dir):
+            return None
+        lock = self.spares.lock()
+        if lock is None:
+            return None
+        with lock:  # closing our copy leaves the lock with the child
+            try:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "jupyter_ext.snapshots", "restock", str(self.root), snap_id,
+                     str(run_dir), str(lock.fileno())], pass_fds=(lock.fileno(),), stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            except OSError:
+                return None  # no spare: the next run lays out its own copy
+
+    def restock(self, snap_id: str, run_dir: str | os.PathLike, lock=None) -> bool:
+        """Put a spare working copy of ``snap_id`` on the shelf for its next run (where the shelf
+        and ``run_dir`` share a filesystem, so that a rename can hand it over)."""
+        if not self.spares.usable_for(run_dir):
+            if lock is not None:
+                lock.close()
+            return False
+        entries = self.manifest(snap_id)
+        return self.spares.restock(snap_id, lambda partial: lay_out(
+            entries, self._object_path, partial, Copier(max_copy_bytes=self.spare_max_copy_bytes)), lock)
+
+
+def _open_source(path: str) -> int:
+    """Open a source file without following a link (OPEN_SRC): a file swapped for a link while
+    the snapshot is taken is not read through it."""
+    try:
+        return os.open(path, OPEN_SRC)
+    except OSError as exc:
+        raise InvalidRequest(f"Cannot read {path} ({exc.strerror}): it changed or went away while "
+                             "the snapshot was taken. Submit again once it is in place.") from None
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jupyter_ext.snapshots restock STORE SNAPSHOT_ID RUN_DIR [LOCK_FD]``: put a spare
+    working copy of the snapshot on the store's shelf (LOCK_FD: the builders' lock, inherited
+    from SnapshotStore.start_restock)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) not in (4, 5) or argv[0] != "restock":
+        print("usage: python -m jupyter_ext.snapshots restock STORE SNAPSHOT_ID RUN_DIR [LOCK_FD]",
+              file=sys.stderr)
+        return 2
+    try:
+        os.nice(19)
+    except OSError:
+        pass
+    store, snap_id, run_dir = argv[1:4]
+    lock = open(int(argv[4]), "a") if len(argv) == 5 else None
+    try:
+        return 0 if SnapshotStore(store).restock(snap_id, run_dir, lock) else 1
+    except (OSError, InvalidRequest):
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 exec-root under a short /tmp folder, no iptables and no bridge; stopped by its PID. No registry
 is reachable here, so images are imported locally: ``import_skeleton`` makes one with no software
 of its own (merged-/usr links, /etc/passwd, empty mount points) whose /usr and Python come from
-this host as read-only volumes."""
+this host as read-only volumes (``host_python_volumes``: also in a virtual environment)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,27 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+
+def host_python_volumes(python: str = sys.executable) -> dict[str, str]:
+    """Volumes (host folder -> "same folder:ro") with which a container of an image that has no
+    software of its own runs this host's ``python`` at its own path: /usr (the C library, and
+    Debian's Python), the interpreter's prefix and, in a virtual environment, both the venv (its
+    ``bin/python`` link, ``pyvenv.cfg`` and site-packages: torch, ...) and the base interpreter's
+    prefix (what the link leads to, and the standard library)."""
+    exe = Path(python)
+    dirs = {"/usr", sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+            str(exe.parent.parent), str(exe.resolve().parent.parent)}
+    dirs |= {os.path.realpath(d) for d in dirs}  # a prefix reached through a link: both paths
+    dirs = {d for d in dirs if d != "/"}
+    # a folder inside another one is mounted with it
+    kept = [d for d in sorted(dirs) if not any(d.startswith(o.rstrip("/") + "/") for o in dirs if o != d)]
+    return {d: f"{d}:ro" for d in kept}
 
 
 class Dockerd:

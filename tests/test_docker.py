@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dockerd import Dockerd
+from tests.dockerd import Dockerd, host_python_volumes
 
 from kernel_lib import (ComputeTarget, DockerCompute, Environment, Experiment, PyTorchConfiguration,
                         ScriptRunConfig, Workspace)
@@ -23,7 +23,8 @@ from tests.conftest import log_of
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
 SKELETON = "jt-skeleton:1"
-PY_ROOT = str(Path(sys.executable).resolve().parents[1])  # this interpreter's prefix, mounted as is
+# /usr and this interpreter (a virtual environment's too: the venv and its base), mounted as is
+PY_VOLUMES = host_python_volumes()
 
 
 def _need_docker():
@@ -45,7 +46,7 @@ def dockerd():
 @pytest.fixture
 def target(ws, dockerd):
     sock, _client = dockerd
-    volumes = {"/usr": "/usr:ro", PY_ROOT: f"{PY_ROOT}:ro"}
+    volumes = dict(PY_VOLUMES)
     cfg = DockerCompute.provisioning_configuration(base_url=sock, max_nodes=2, volumes=volumes)
     return ComputeTarget.create(ws, "docker", cfg)
 
@@ -163,7 +164,7 @@ def test_a_run_survives_a_server_restart(headless, workspace_dir, dockerd, tmp_p
     sock, client = dockerd
     server = headless(workspace_dir)
     ws = Workspace(workspace_dir)
-    volumes = {"/usr": "/usr:ro", PY_ROOT: f"{PY_ROOT}:ro"}
+    volumes = dict(PY_VOLUMES)
     target = ComputeTarget.create(ws, "docker", DockerCompute.provisioning_configuration(base_url=sock,
                                                                                          volumes=volumes))
     run = Experiment(ws, "docker").submit(ScriptRunConfig(SCRIPTS, "count.py", ["--n", 30, "--sleep", 0.2],
@@ -217,7 +218,7 @@ def test_an_engine_without_our_files_gets_them_through_a_volume(ws, dockerd, tmp
     working copy and jupyter-train go into a volume; logs and metrics come back while it runs,
     outputs at the end. Simulated on the local engine (the run directory is not mounted)."""
     sock, client = dockerd
-    volumes = {"/usr": "/usr:ro", PY_ROOT: f"{PY_ROOT}:ro"}
+    volumes = dict(PY_VOLUMES)
     remote = ComputeTarget.create(ws, "far", DockerCompute.provisioning_configuration(
         base_url=sock, volumes=volumes, shared_filesystem=False))
     assert remote.details["shared_filesystem"] is False

@@ -124,7 +124,8 @@ def ensure_image(client, spec: EnvironmentSpec, log, allow_pull: bool, python_ve
 
 def _unpack_site(reqs: list[str], python_version: str, dest: str, log) -> None:
     """Resolve and unpack ``reqs`` for Linux x86_64 and ``python_version`` into ``dest``."""
-    uv = shutil.which("uv")
+    # uv is a dependency: it sits next to this interpreter, also in a venv that is not activated
+    uv = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
     if uv:
         argv = [uv, "pip", "install", "--target", dest, "--python-version", python_version,
                 "--python-platform", "x86_64-manylinux_2_28", *reqs]
