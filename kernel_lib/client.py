@@ -167,18 +167,23 @@ class TrainClient:
         return self.request("PATCH", path, body=body)
 
     # -- WebSocket ------------------------------------------------------------------------
-    def stream(self, run_id: str, cursor: int = 0, offsets: dict | None = None):
-        """Yield the run's stream messages until it ends; reconnects from where it left off."""
+    def stream(self, run_id: str, cursor: int = 0, offsets: dict | None = None,
+               metrics: bool = True, output: bool = True):
+        """Yield the run's stream messages until it ends; reconnects from where it left off.
+        ``metrics=False`` / ``output=False``: the server leaves out metric / log messages."""
         import websocket  # websocket-client, a dependency of jupyter_server
 
         offsets = dict(offsets or {})
         failures = 0
         while True:
-            q = {"cursor": cursor, "logs": ",".join(f"{k}:{v}" for k, v in offsets.items())}
+            q = {"cursor": cursor, "logs": ",".join(f"{k}:{v}" for k, v in offsets.items()),
+                 "metrics": None if metrics else 0, "output": None if output else 0}
             url = self.api_url(f"/runs/{run_id}/stream", q).replace("http", "ws", 1)
             try:
+                # The server sends valid UTF-8 (json.dumps); websocket-client's check of it is
+                # pure Python and was most of the time a long stream took.
                 conn = websocket.create_connection(url, header=[f"Authorization: token {self.token}"],
-                                                   timeout=None)
+                                                   timeout=None, skip_utf8_validation=True)
             except (OSError, websocket.WebSocketException):
                 failures += 1
                 if failures > 60:

@@ -175,7 +175,7 @@ class TrainMagics(Magics):
             sys.stdout.write(self._call(lambda: run.get_log(name)))
             return None
         try:
-            for msg in ws.client.stream(run.id):
+            for msg in ws.client.stream(run.id, metrics=False):  # log lines only
                 if msg["type"] == "log" and msg["name"] == name:
                     sys.stdout.write(msg["text"])
                     sys.stdout.flush()

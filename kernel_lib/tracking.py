@@ -100,10 +100,21 @@ class _Writer:
         self.flush()
 
 
+_names: dict[str, str] = {}  # metric name -> its JSON string (names repeat every step)
+
+
 def _encode(rec: tuple) -> str:
     if rec[0] == "t":
         return json.dumps({"k": "t", "n": rec[1], "v": rec[2]}, separators=(",", ":"))
-    d = {"k": "m", "n": rec[1], "v": rec[2], "s": rec[3], "t": rec[4]}
+    v, step, t = rec[2], rec[3], rec[4]
+    # The common record (a finite float or an int, an int step) without json.dumps: the same
+    # text it would write (repr of a finite float is its JSON), in a fraction of the time.
+    if (type(v) is float and v - v == 0.0 or type(v) is int) and type(step) is int:
+        name = _names.get(rec[1])
+        if name is None:
+            name = _names[rec[1]] = json.dumps(rec[1])
+        return f'{{"k":"m","n":{name},"v":{v!r},"s":{step},"t":{t!r}}}'
+    d = {"k": "m", "n": rec[1], "v": v, "s": step, "t": t}
     try:
         return json.dumps(d, allow_nan=False, separators=(",", ":"))
     except ValueError:  # NaN / inf: keep the point, as text, so the history is honest

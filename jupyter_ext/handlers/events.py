@@ -16,6 +16,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web, websocket
 
 from .base import AUTH_RESOURCE
+from .validate import ContractChecked
 
 RECENT = 200
 IDLE_RECHECK_S = 5.0
@@ -29,7 +30,7 @@ def _signature(run: dict) -> tuple:
             json.dumps(run.get("primary_metric")))
 
 
-class WorkspaceEventsHandler(JupyterHandler, websocket.WebSocketHandler):
+class WorkspaceEventsHandler(ContractChecked, JupyterHandler, websocket.WebSocketHandler):
     auth_resource = AUTH_RESOURCE
 
     @ws_authenticated

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import mimetypes
 import os
+from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import InvalidRequest
 from ..runs import SubmitRequest
-from ..runs.ingest import read_complete_lines
+from ..runs.history import read_log_chunk
 from .base import TrainHandler
 
 MAX_LOG_CHUNK = 1 << 20
@@ -85,7 +88,7 @@ class LogsHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self, run_id):
-        self.send_json({"logs": self.manager.log_files(run_id)})
+        self.send_json(self.manager.log_listing(run_id))
 
 
 class LogHandler(TrainHandler):
@@ -94,45 +97,77 @@ class LogHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self, run_id, name):
-        path = self.manager.log_path(run_id, name)
         offset = self.int_arg("offset", 0)
         limit = min(self.int_arg("limit", 256 * 1024, 1), MAX_LOG_CHUNK)
         final = self.manager.get_run(run_id)["status"] in ("Completed", "Failed", "Canceled")
-        data, next_offset = read_complete_lines(path, offset, limit, final=final)
-        size = path.stat().st_size
+        with self.manager.open_log(run_id, name) as f:
+            data, next_offset, size = read_log_chunk(f, offset, limit, final)
         self.send_json({"name": name, "offset": offset, "next_offset": next_offset, "size": size,
                         "text": data.decode("utf-8", "replace"),
                         "eof": final and next_offset >= size})
 
 
 class MetricsHandler(TrainHandler):
+    """Every point after a cursor (of one metric and rank when asked). A page may hold 100,000
+    points: it is read and encoded off the event loop."""
+
     @web.authenticated
     @authorized
-    def get(self, run_id):
-        self.send_json(self.manager.metrics(run_id, self.int_arg("cursor", 0),
-                                            self.int_arg("limit", 1000, 1)))
+    async def get(self, run_id):
+        rank = self.get_query_argument("rank", None)
+        layout = self.get_query_argument("format", "points")
+        if layout not in ("points", "columns"):
+            raise InvalidRequest(f"format={layout!r}: give points (a list of point objects, the "
+                                 "default) or columns (a list per field).")
+        args = (run_id, self.int_arg("cursor", 0), self.int_arg("limit", 1000, 1),
+                self.get_query_argument("name", None), None if rank is None else self.int_arg("rank", 0))
+        await self._send_from_thread(lambda: self.manager.metrics(*args, columns=layout == "columns"))
+
+    async def _send_from_thread(self, answer) -> None:
+        body = await asyncio.to_thread(lambda: json.dumps(answer(), allow_nan=False))
+        self.set_header("Content-Type", "application/json")
+        self.finish(body)
+
+
+class MetricSeriesHandler(MetricsHandler):
+    """The run's series downsampled for charts, with the cursor to stream on from."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id):
+        rank = self.get_query_argument("rank", None)
+        args = (run_id, self.int_arg("points", 1000), self.get_query_argument("name", None),
+                None if rank is None else self.int_arg("rank", 0))
+        await self._send_from_thread(lambda: self.manager.metric_series(*args))
 
 
 class FilesHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self, run_id):
-        self.send_json({"files": self.manager.file_names(run_id)})
+        self.send_json(self.manager.file_listing(run_id))
 
 
 class FileHandler(TrainHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id, name):
-        await self.send_file(self.manager.file_path(run_id, name))
+        await self.send_file(self.manager.open_file(run_id, name), name)
 
-    async def send_file(self, path) -> None:
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        self.set_header("Content-Type", ctype)
-        self.set_header("Content-Length", str(path.stat().st_size))
-        self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
+    async def send_file(self, f, name: str) -> None:
+        """The bytes of ``f`` (opened under paths.Tree's rule; closed here), as the file
+        ``name``: exactly the size it had when opened, in 1 MiB chunks."""
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            base = name.rstrip("/").rsplit("/", 1)[-1]
+            self.set_header("Content-Type", mimetypes.guess_type(base)[0] or "application/octet-stream")
+            self.set_header("Content-Length", str(size))
+            plain = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in base)
+            self.set_header("Content-Disposition",
+                            f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(base)}")
+            left = size
+            while left > 0 and (chunk := f.read(min(1 << 20, left))):
+                left -= len(chunk)
                 self.write(chunk)
                 await self.flush()
         self.finish()

@@ -1,8 +1,10 @@
 """WebSocket per run: status, log lines and metrics, resumable from offsets and a cursor.
 
 Query: ``cursor`` (last metric id seen) and ``logs`` (``name:offset,name:offset`` for log files
-already read). Each message says where it starts and ends, so a client that reconnects with the
-offsets it holds gets every line and every point exactly once. Messages:
+already read); ``metrics=0`` and ``output=0`` leave out metric and log messages (a client that
+only waits for the end gets status messages and "end"). Each message says where it starts and
+ends, so a client that reconnects with the offsets it holds gets every line and every point
+exactly once. Messages:
 ``{"type": "status", "run": {...}}``, ``{"type": "log", "name", "offset", "next_offset", "text"}``,
 ``{"type": "metrics", "items": [...], "cursor"}``, and ``{"type": "end", "status"}`` once the run
 has finished and everything has been sent.
@@ -20,10 +22,13 @@ from tornado import web, websocket
 
 from ..errors import InvalidRequest, TrainError
 from ..launcher.spec import TERMINAL_STATES
-from ..runs.ingest import read_complete_lines
+from ..runs import history
+from ..runs.history import read_log_chunk
 from .base import AUTH_RESOURCE
+from .validate import ContractChecked
 
 LOG_CHUNK = 256 * 1024
+METRICS_PAGE = 5000  # points a message
 IDLE_RECHECK_S = 1.0
 
 
@@ -38,7 +43,7 @@ def parse_offsets(raw: str) -> dict[str, int]:
     return offsets
 
 
-class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
+class RunStreamHandler(ContractChecked, JupyterHandler, websocket.WebSocketHandler):
     auth_resource = AUTH_RESOURCE
 
     async def pre_get(self):
@@ -57,6 +62,8 @@ class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
             manager.get_run(run_id)
             self.offsets = parse_offsets(self.get_query_argument("logs", ""))
             self.cursor = int(self.get_query_argument("cursor", "0") or 0)
+            self.want_metrics = _flag(self.get_query_argument("metrics", "1"), "metrics")
+            self.want_output = _flag(self.get_query_argument("output", "1"), "output")
         except (TrainError, ValueError) as exc:
             raise web.HTTPError(404 if getattr(exc, "status", 400) == 404 else 400, str(exc)) from None
         manager.ensure_started()
@@ -96,8 +103,10 @@ class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
                 if sig != last and not terminal:  # a new phase: before the lines written in it
                     last, sent = sig, True
                     await self.send({"type": "status", "run": run})
-                sent |= await self.send_logs(terminal)
-                sent |= await self.send_metrics()
+                if self.want_output:
+                    sent |= await self.send_logs(terminal)
+                if self.want_metrics:
+                    sent |= await self.send_metrics()
                 if sig != last and terminal and caught_up:  # the end: after everything before it
                     last, sent = sig, True
                     await self.send({"type": "status", "run": run})
@@ -114,23 +123,42 @@ class RunStreamHandler(JupyterHandler, websocket.WebSocketHandler):
             return
 
     async def send_logs(self, final: bool) -> bool:
-        logs = self.manager.run_dir(self.run_id).logs
+        """New whole lines of every ``*.txt`` log, at most LOG_CHUNK bytes a log a pass, read
+        under the containment rule (paths.Tree: a link out of the run is never read)."""
+        rd = self.manager.run_dir(self.run_id)
         sent = False
-        for path in sorted(p for p in logs.rglob("*.txt") if p.is_file()):
-            name = str(path.relative_to(logs))
+        try:
+            listing = history.log_listing(rd, self.run_id)["logs"]
+        except TrainError:  # the run's folder is gone or was replaced by a link: nothing to send
+            return False
+        for entry in listing:
+            name = entry["name"]
             off = self.offsets.get(name, 0)
-            data, nxt = read_complete_lines(path, off, LOG_CHUNK, final=final)
+            if not name.endswith(".txt") or entry["size"] <= off:
+                continue
+            try:
+                with history.open_log(rd, self.run_id, name) as f:
+                    data, nxt, _size = read_log_chunk(f, off, LOG_CHUNK, final)
+            except TrainError:
+                continue  # replaced by a link or removed since it was listed
             if nxt > off:
                 self.offsets[name] = nxt
                 await self.send({"type": "log", "name": name, "offset": off, "next_offset": nxt,
                                  "text": data.decode("utf-8", "replace")})
+                await asyncio.sleep(0)  # a flood of output never keeps REST waiting
                 sent = True
         return sent
 
     async def send_metrics(self) -> bool:
-        page = self.manager.metrics(self.run_id, self.cursor, 1000)
+        page = self.manager.metrics(self.run_id, self.cursor, METRICS_PAGE)
         if not page["items"]:
             return False
         self.cursor = page["cursor"]
         await self.send({"type": "metrics", "items": page["items"], "cursor": self.cursor})
         return True
+
+
+def _flag(raw: str, name: str) -> bool:
+    if raw not in ("0", "1", "true", "false"):
+        raise InvalidRequest(f"{name}={raw!r}: give 1 (send them) or 0 (leave them out).")
+    return raw in ("1", "true")

@@ -20,28 +20,31 @@ from pathlib import Path
 
 from ..errors import Conflict, InvalidRequest, NotFound, UnknownComputeTarget
 from ..launcher.api import Target
-from ..modelfiles import ModelFiles
-from ..launcher.cluster_target import ClusterConfig, ClusterTarget
+from ..modelfiles import ModelFiles, model_source
+from ..launcher.cluster_target import MAX_CLUSTER_NODES as MAX_NODES, ClusterConfig, ClusterTarget
 from ..launcher.commands import build_nodes
 from ..launcher.docker_target import DockerConfig, DockerTarget
 from ..launcher.ray_target import RayConfig, RayTarget, RayView
 from ..launcher.local_target import LocalTarget
 from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
-from ..paths import check_name, safe_join
+from ..paths import Tree, check_name, safe_join
 from ..environments import CURATED_PREFIX, BuildFailed, EnvCache, EnvironmentSpec, curated_environments
 from ..snapshots import Snapshot, SnapshotStore
 from ..store import SQLiteStore
 from ..workspace import WorkspaceDir
+from . import history
 from .requests import SubmitRequest, parse_distributed
 from .tailer import Tailer
 
 log = logging.getLogger("jupyter_ext")
+MAX_METRICS_PAGE = 100_000  # points in one GET /runs/{id}/metrics page
+MAX_SERIES_POINTS = 10_000  # points of one downsampled series
 
 
 class RunManager:
     def __init__(self, workspace_dir: str, *, snapshot_max_mb: float = 300,
-                 snapshot_max_files: int = 2000, poll_interval: float = 0.02,
+                 snapshot_max_files: int = 2000, poll_interval: float = 1.0,
                  targets: list[Target] | None = None, node_shapes: dict | None = None):
         self.ws = WorkspaceDir(workspace_dir).create()
         self.store = SQLiteStore(str(self.ws.db_path))
@@ -412,45 +415,28 @@ class RunManager:
     def list_runs(self, experiment=None, status=None, limit=100) -> list[dict]:
         return self.store.list_runs(experiment=experiment, status=status, limit=limit)
 
-    def log_files(self, run_id: str) -> list[dict]:
+    def log_listing(self, run_id: str) -> dict:
+        """``{"logs": [{"name", "size"}], "skipped": [...]}``: links out of the run's history,
+        FIFOs and devices are left out and named (paths.Tree's rule)."""
         self.get_run(run_id)
-        logs = self.run_dir(run_id).logs
-        out = []
-        for p in sorted(logs.rglob("*")):
-            if p.is_file():
-                out.append({"name": str(p.relative_to(logs)), "size": p.stat().st_size})
-        return out
+        return history.log_listing(self.run_dir(run_id), run_id)
 
-    def log_path(self, run_id: str, name: str) -> Path:
+    def open_log(self, run_id: str, name: str):
         self.get_run(run_id)
-        path = safe_join(self.run_dir(run_id).logs, name)
-        if not path.is_file():
-            raise NotFound(f"Run {run_id} has no log {name!r} (yet). List its logs with "
-                           f"GET /train/api/runs/{run_id}/logs.")
-        return path
+        return history.open_log(self.run_dir(run_id), run_id, name)
+
+    def file_listing(self, run_id: str) -> dict:
+        """Files in run history: outputs/... and logs/..., as Azure ML's get_file_names(), and
+        what was left out (``skipped``)."""
+        self.get_run(run_id)
+        return history.file_listing(self.run_dir(run_id), run_id)
 
     def file_names(self, run_id: str) -> list[str]:
-        """Files in run history: outputs/... and logs/..., as Azure ML's get_file_names()."""
-        self.get_run(run_id)
-        rd = self.run_dir(run_id)
-        names = []
-        for top in (rd.outputs, rd.logs):
-            for p in sorted(top.rglob("*")):
-                if p.is_file():
-                    names.append(str(p.relative_to(rd.path)))
-        return names
+        return self.file_listing(run_id)["files"]
 
-    def file_path(self, run_id: str, name: str) -> Path:
+    def open_file(self, run_id: str, name: str):
         self.get_run(run_id)
-        rd = self.run_dir(run_id)
-        path = safe_join(rd.path, name)
-        if not any(path == d or d in path.parents for d in (rd.outputs.resolve(), rd.logs.resolve())):
-            raise InvalidRequest(f"{name!r} is not in the run's history; files live under "
-                                 "outputs/ and logs/.")
-        if not path.is_file():
-            raise NotFound(f"Run {run_id} has no file {name!r}. See GET "
-                           f"/train/api/runs/{run_id}/files for what it has.")
-        return path
+        return history.open_file(self.run_dir(run_id), run_id, name)
 
     def update_tags(self, run_id: str, tags: dict) -> dict:
         self.get_run(run_id)
@@ -459,10 +445,24 @@ class RunManager:
         self.store.update_tags(run_id, {str(k): str(v) for k, v in tags.items()})
         return self.get_run(run_id)
 
-    def metrics(self, run_id: str, cursor: int = 0, limit: int = 1000) -> dict:
+    def metrics(self, run_id: str, cursor: int = 0, limit: int = 1000, name: str | None = None,
+                rank: int | None = None, columns: bool = False) -> dict:
+        """Every point after ``cursor`` (of one metric with ``name``, one rank with ``rank``):
+        as point objects (``items``), or with ``columns`` as one list per field (``columns``:
+        id, rank, name, step, value, ts), which is several times faster to send and read."""
         self.get_run(run_id)
-        items = self.store.metrics_since(run_id, cursor, min(max(limit, 1), 10000))
+        limit = min(max(limit, 1), MAX_METRICS_PAGE)
+        if columns:
+            cols = self.store.metric_columns(run_id, cursor, limit, name, rank)
+            return {"columns": cols, "cursor": cols["id"][-1] if cols["id"] else cursor}
+        items = self.store.metrics_since(run_id, cursor, limit, name, rank)
         return {"items": items, "cursor": items[-1]["id"] if items else cursor}
+
+    def metric_series(self, run_id: str, points: int = 1000, name: str | None = None,
+                      rank: int | None = None) -> dict:
+        """Each metric series of a run, downsampled to about ``points`` [x, value] pairs."""
+        self.get_run(run_id)
+        return self.store.metric_view(run_id, min(max(points, 0), MAX_SERIES_POINTS), name, rank)
 
     def compute_targets(self) -> list[dict]:
         return [t.describe() for t in self.targets.values()]
@@ -483,6 +483,11 @@ class RunManager:
         if name in self.targets:
             raise Conflict(f"A compute target {name!r} exists already; pick another name or delete it.")
         kinds = {"ray": (RayConfig, RayTarget, "a Ray target"), "docker": (DockerConfig, DockerTarget, "a Docker target")}
+        if body.get("kind", "cluster") not in ("cluster", *kinds):
+            raise InvalidRequest(f"Unknown compute kind {body.get('kind')!r}: use 'cluster' (node slots of "
+                                 "this host), 'docker' or 'ray'.")
+        if not isinstance(body.get("max_nodes", 1), int) or not 0 < body.get("max_nodes", 1) <= MAX_NODES:
+            raise InvalidRequest(f"max_nodes must be a whole number from 1 to {MAX_NODES}.")  # slots are listed
         if body.get("kind") in kinds:
             config_cls, target_cls, what = kinds[body["kind"]]
             fields = set(config_cls.__dataclass_fields__) - {"name", "created_at"}
@@ -534,27 +539,20 @@ class RunManager:
         if not isinstance(rel, str) or not rel:
             raise InvalidRequest("'path' is required: a file or folder inside the run (e.g. "
                                  "outputs/model.pt), or an absolute path on the server's machine.")
-        experiment = None
-        if run_id:
-            experiment = self.get_run(run_id)["experiment"]
-            src = safe_join(self.run_dir(run_id).path, rel)
-        elif os.path.isabs(rel):
-            src = Path(rel)
-        else:
-            raise InvalidRequest("Give 'run_id' and a 'path' inside the run (e.g. outputs/model.pt), "
-                                 "or an absolute 'path' to register a local file or folder.")
-        if not src.exists():
-            raise NotFound(f"Nothing to register at {rel!r}" + (f" in run {run_id}" if run_id else "")
-                           + ". Check the path with run.get_file_names().")
+        experiment = self.get_run(run_id)["experiment"] if run_id else None
         for key in ("tags", "properties"):
             if not isinstance(body.get(key) or {}, dict):
                 raise InvalidRequest(f"'{key}' must be an object.")
         for key in ("model_framework", "model_framework_version", "description"):
             if body.get(key) is not None and not isinstance(body[key], str):
                 raise InvalidRequest(f"'{key}' must be a string.")
+        tree, src_rel, src_name = model_source(rel, history.run_tree(self.run_dir(run_id), run_id) if run_id else None)
         pending = self.ws.models / name / f".pending-{secrets.token_hex(6)}"
-        stored = await asyncio.to_thread(self.model_files_store.store, src, pending)
-        model = {"name": name, "run_id": run_id, "experiment": experiment, "path": src.name,
+        try:
+            stored = await asyncio.to_thread(self.model_files_store.store, tree, src_rel, src_name, pending)
+        finally:
+            tree.close()
+        model = {"name": name, "run_id": run_id, "experiment": experiment, "path": src_name,
                  "source_path": rel, "tags": {str(k): str(v) for k, v in (body.get("tags") or {}).items()},
                  "properties": body.get("properties") or {}, "description": body.get("description"),
                  "framework": body.get("model_framework"),
@@ -566,7 +564,7 @@ class RunManager:
         except BaseException:
             shutil.rmtree(pending, ignore_errors=True)
             raise
-        return self.get_model(name, version)
+        return {**self.get_model(name, version), "skipped": stored.skipped}
 
     def update_model(self, name: str, version: int, body: dict) -> dict:
         """Add or change tags (``tags``), remove some (``remove_tags``), add properties (never
@@ -611,16 +609,24 @@ class RunManager:
     def model_dir(self, model: dict) -> Path:
         return self.ws.models / model["name"] / str(model["version"])
 
-    def model_files(self, model: dict) -> list[str]:
-        d = self.model_dir(model)
-        return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+    def model_tree(self, model: dict) -> Tree:
+        return Tree(self.model_dir(model), what=f"model {model['name']}:{model['version']}")
 
-    def model_file_path(self, name: str, version: int, rel: str) -> Path:
+    def model_files(self, model: dict) -> list[str]:
+        """The version's files (links planted in its folder afterwards are left out)."""
+        try:
+            with self.model_tree(model) as tree:
+                return sorted(name for name, _size in tree.list().files)
+        except NotFound:
+            return []
+
+    def open_model_file(self, name: str, version: int, rel: str):
         model = self.get_model(name, version)
-        path = safe_join(self.model_dir(model), rel)
-        if not path.is_file():
-            raise NotFound(f"Model {name}:{version} has no file {rel!r}; it has {model['files']}.")
-        return path
+        with self.model_tree(model) as tree:
+            try:
+                return tree.open(rel)
+            except NotFound:
+                raise NotFound(f"Model {name}:{version} has no file {rel!r}; it has {model['files']}.") from None
 
     def list_models(self, name: str | None = None, tags: list[str] | None = None,
                     properties: list[str] | None = None) -> list[dict]:

@@ -1,8 +1,8 @@
 """SQLite store: experiments, runs (derived from their event logs), metrics, tail offsets, models.
 
-Metric rows and the byte offset of the file they came from are written in one transaction, so
-a server killed at any point re-reads from exactly where the committed rows end: nothing lost,
-nothing twice.
+Metric points and the byte offset of the file they came from are written in one transaction
+(metrics.py), so a server killed at any point re-reads from exactly where the committed points
+end: nothing lost, nothing twice.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from typing import Iterable
 
 from ..launcher.spec import RunState
+from .metrics import MetricsMixin
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -26,14 +27,6 @@ CREATE TABLE IF NOT EXISTS runs (
     phases TEXT NOT NULL DEFAULT '[]', events_offset INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, rank INTEGER NOT NULL,
-    name TEXT NOT NULL, step INTEGER, value REAL, text TEXT, ts REAL);
-CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, id);
-CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics (run_id, name, id);
-CREATE TABLE IF NOT EXISTS tail_offsets (
-    run_id TEXT NOT NULL, file TEXT NOT NULL, offset INTEGER NOT NULL,
-    PRIMARY KEY (run_id, file));
 CREATE TABLE IF NOT EXISTS computes (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS environments (
@@ -51,13 +44,14 @@ CREATE TABLE IF NOT EXISTS model_names (name TEXT PRIMARY KEY, last_version INTE
 """
 
 # Columns added after the first release, with their types: added to older databases on open.
+# (The metrics tables changed layout too: MetricsMixin._migrate_point_rows moves old rows.)
 MIGRATIONS = {"models": [("experiment", "TEXT"), ("framework", "TEXT"), ("framework_version", "TEXT"),
                          ("checksum", "TEXT"), ("size", "INTEGER")]}
 
 RUN_JSON_COLUMNS = ("arguments", "tags", "properties", "phases")
 
 
-class SQLiteStore:
+class SQLiteStore(MetricsMixin):
     def __init__(self, path: str):
         self.path = path
         self._lock = threading.RLock()
@@ -71,7 +65,7 @@ class SQLiteStore:
             for col, kind in columns:
                 if col not in have:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
-        self._series: dict[str, str] = {}  # run id -> name of its primary series, once known
+        self._open_metrics()
 
     def close(self) -> None:
         with self._lock:
@@ -106,28 +100,7 @@ class SQLiteStore:
     def get_run(self, run_id: str) -> dict | None:
         with self._lock:
             row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            return self._with_primary(_run_dict(row)) if row else None
-
-    def _with_primary(self, run: dict) -> dict:
-        """Add ``primary_metric`` {name, value, step}: the latest rank-0 value of the metric named
-        by the run's ``primary_metric`` tag, else of its first series (a metric logged more than
-        once, like a loss per epoch), else of the first number it logged; or None."""
-        name = run["tags"].get("primary_metric") or self._series.get(run["id"])
-        if not name:
-            row = self.db.execute(
-                "SELECT name FROM metrics WHERE run_id = ? AND rank = 0 AND value IS NOT NULL "
-                "GROUP BY name HAVING COUNT(*) > 1 ORDER BY MIN(id) LIMIT 1", (run["id"],)).fetchone()
-            if row:
-                name = self._series[run["id"]] = row[0]  # stable from now on: cache it
-            else:
-                row = self.db.execute("SELECT name FROM metrics WHERE run_id = ? AND rank = 0 AND "
-                                      "value IS NOT NULL ORDER BY id LIMIT 1", (run["id"],)).fetchone()
-                name = row[0] if row else None
-        row = name and self.db.execute(
-            "SELECT value, step FROM metrics WHERE run_id = ? AND name = ? AND rank = 0 AND "
-            "value IS NOT NULL ORDER BY id DESC LIMIT 1", (run["id"], name)).fetchone()
-        run["primary_metric"] = {"name": name, "value": row[0], "step": row[1]} if row else None
-        return run
+            return self._add_primaries([_run_dict(row)])[0] if row else None
 
     def list_runs(self, experiment: str | None = None, status: str | None = None,
                   limit: int = 100, active_only: bool = False) -> list[dict]:
@@ -145,7 +118,7 @@ class SQLiteStore:
         args.append(limit)
         with self._lock:
             rows = self.db.execute(sql, args).fetchall()
-            return [self._with_primary(_run_dict(r)) for r in rows]
+            return self._add_primaries([_run_dict(r) for r in rows])
 
     def apply_events(self, run_id: str, events: Iterable[dict], new_offset: int) -> dict | None:
         """Fold events into the run row; the offset moves in the same transaction."""
@@ -174,34 +147,6 @@ class SQLiteStore:
         merged = {**json.loads(row["tags"]), **tags}
         self.db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(merged), run_id))
         return merged
-
-    # -- metrics and tail offsets ---------------------------------------------------------
-    def tail_offsets(self, run_id: str) -> dict[str, int]:
-        with self._lock:
-            rows = self.db.execute("SELECT file, offset FROM tail_offsets WHERE run_id = ?", (run_id,))
-            return {r["file"]: r["offset"] for r in rows}
-
-    def ingest_metrics(self, run_id: str, file: str, rows: list[tuple], tags: dict,
-                       new_offset: int) -> None:
-        """rows: (rank, name, step, value, text, ts). Rows, tags and offset commit together."""
-        with self._lock, self._tx():
-            if rows:
-                self.db.executemany(
-                    "INSERT INTO metrics (run_id, rank, name, step, value, text, ts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
-            if tags:
-                self._merge_tags(run_id, tags)
-            self.db.execute(
-                "INSERT INTO tail_offsets VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, file) DO UPDATE SET offset = excluded.offset",
-                (run_id, file, new_offset))
-
-    def metrics_since(self, run_id: str, cursor: int = 0, limit: int = 1000) -> list[dict]:
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT id, rank, name, step, value, text, ts FROM metrics "
-                "WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", (run_id, cursor, limit)).fetchall()
-        return [_metric_dict(r) for r in rows]
 
     # -- compute targets ------------------------------------------------------------------
     def save_compute(self, name: str, kind: str, config: dict) -> None:
@@ -348,14 +293,6 @@ def _run_dict(row) -> dict:
     d = dict(row)
     for c in RUN_JSON_COLUMNS:
         d[c] = json.loads(d[c]) if d.get(c) else ({} if c in ("tags", "properties") else [])
-    return d
-
-
-def _metric_dict(row) -> dict:
-    d = dict(row)
-    if d["text"] is not None:
-        d["value"] = d["text"]
-    del d["text"]
     return d
 
 

@@ -71,9 +71,10 @@ def summary_html(run) -> str:
     """A static summary of a run (for saved notebooks viewed without widgets)."""
     d = run._data
     metrics = {}
-    try:
-        for k, v in run.get_metrics().items():
-            metrics[k] = v[-1] if isinstance(v, list) else v
+    try:  # the latest value of each metric from the server's summaries, not every point
+        for s in sorted(run.get_metric_series(points=0), key=lambda s: s["rank"], reverse=True):
+            if s["last"] is not None:
+                metrics[s["name"]] = s["last"]["value"]  # rank 0 last, so it wins
     except Exception:
         pass
     took = (d.get("ended_at") or time.time()) - d["created_at"]

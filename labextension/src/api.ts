@@ -1,7 +1,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IMetricPoint, IRun } from './model';
+import { IMetricPoint, IMetricSeriesView, IRun } from './model';
 
 /** REST prefix of the server extension, relative to the server base URL. */
 export const API_PREFIX = 'train/api';
@@ -220,8 +220,14 @@ export class TrainApi {
     return this.request('GET', ['runs', id, 'logs', name], { query: { offset, limit } });
   }
 
+  /** Every point after a cursor (a page of at most ``limit``). Charts use metricSeries. */
   metrics(id: string, cursor = 0, limit = 10000): Promise<{ items: IMetricPoint[]; cursor: number }> {
     return this.request('GET', ['runs', id, 'metrics'], { query: { cursor, limit } });
+  }
+
+  /** The run's series downsampled on the server (about ``points`` each), and its cursor. */
+  metricSeries(id: string, points = 1000): Promise<IMetricSeriesView> {
+    return this.request('GET', ['runs', id, 'metrics', 'series'], { query: { points } });
   }
 
   async files(id: string): Promise<string[]> {

@@ -1,7 +1,7 @@
 /**
  * Several runs' metrics on one chart per metric (the metrics every run logged, else any), with
- * a table of their status, duration and latest values. Runs still going are polled for new
- * points (by cursor) every two seconds; their status comes from the live run list.
+ * a table of their status, duration and latest values. Runs still going have their downsampled
+ * view polled every two seconds; their status comes from the live run list.
  */
 
 import { Message } from '@lumino/messaging';
@@ -12,6 +12,7 @@ import { ITrainContext, notifyError } from './context';
 import { h, statusBadge } from './dom';
 import { trainIcon } from './icons';
 import {
+  CHART_POINTS,
   comparableMetrics,
   formatDuration,
   formatValue,
@@ -87,13 +88,8 @@ export class CompareView extends Widget {
           return;
         }
         const finished = isTerminal(this._run(id)?.status ?? '');
-        for (;;) {
-          const page = await this.ctx.api.metrics(id, history.cursor, 10000);
-          history.add(page.items, page.cursor);
-          if (page.items.length < 10000) {
-            break;
-          }
-        }
+        // downsampled on the server: a few thousand points per series, however many were logged
+        history.load(await this.ctx.api.metricSeries(id, CHART_POINTS));
         if (finished) {
           this._done.add(id); // every point is in: no more polling for this one
         }

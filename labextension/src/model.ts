@@ -63,6 +63,26 @@ export interface IMetricPoint {
   ts?: number | null;
 }
 
+/** Points per series of the downsampled views charts are drawn from. */
+export const CHART_POINTS = 1000;
+
+/** One series of GET /runs/{id}/metrics/series: downsampled on the server for a chart. */
+export interface IMetricSeries {
+  name: string;
+  rank: number;
+  count: number;
+  numeric: number;
+  downsampled: boolean;
+  points: Array<[number, number]>;
+  last: { value: number | string; step: number | null } | null;
+}
+
+/** A run's series as of ``cursor``: stream from the cursor for the points after it. */
+export interface IMetricSeriesView {
+  series: IMetricSeries[];
+  cursor: number;
+}
+
 /** Status filter groups offered by the panel. */
 export type StatusGroup = 'active' | 'completed' | 'failed' | 'canceled';
 
@@ -334,13 +354,45 @@ export interface ISeries {
 }
 
 /**
- * Metric points of one run, accumulated as they stream in (by cursor), by metric name and
- * rank. Text values (and nan/inf, which the server sends as text) are kept for the table but
+ * Metric points of one run by metric name and rank: a downsampled view loaded from the server
+ * (``load``, the base of each series) and the points that stream in after it (``add``, by
+ * cursor). Text values (and nan/inf, which the server sends as text) are kept for the table but
  * left out of charts.
  */
 export class MetricHistory {
   get cursor(): number {
     return this._cursor;
+  }
+
+  /** Points streamed in since the last ``load`` (a view reloads when they pile up). */
+  get streamed(): number {
+    return this._streamed;
+  }
+
+  /**
+   * Take a downsampled view as the base of every series it has. Streamed points it already
+   * covers (at or before its cursor) are dropped; later ones stay on top of it.
+   */
+  load(view: IMetricSeriesView): void {
+    for (const s of view.series) {
+      const byRank = this._entry(s.name);
+      const e = byRank.get(s.rank) ?? { base: [], baseNumeric: 0, baseCount: 0, last: null, points: [] };
+      e.base = s.points;
+      e.baseNumeric = s.numeric;
+      e.baseCount = s.count;
+      e.last = s.last;
+      e.points = e.points.filter(p => p.id > view.cursor);
+      byRank.set(s.rank, e);
+    }
+    this._streamed = 0;
+    for (const byRank of this._byName.values()) {
+      for (const e of byRank.values()) {
+        this._streamed += e.points.length;
+      }
+    }
+    if (view.cursor > this._cursor) {
+      this._cursor = view.cursor;
+    }
   }
 
   /** Add points; ones at or before the cursor already held are ignored (a resumed stream). */
@@ -351,13 +403,13 @@ export class MetricHistory {
         continue;
       }
       this._cursor = p.id;
-      const byRank = this._byName.get(p.name) ?? new Map<number, IMetricPoint[]>();
-      const list = byRank.get(p.rank) ?? [];
-      list.push(p);
-      byRank.set(p.rank, list);
-      this._byName.set(p.name, byRank);
+      const byRank = this._entry(p.name);
+      const e = byRank.get(p.rank) ?? { base: [], baseNumeric: 0, baseCount: 0, last: null, points: [] };
+      e.points.push(p);
+      byRank.set(p.rank, e);
       added++;
     }
+    this._streamed += added;
     if (cursor !== undefined && cursor > this._cursor) {
       this._cursor = cursor;
     }
@@ -376,7 +428,10 @@ export class MetricHistory {
   /** Names with at least two numeric points on some rank: the ones worth a chart. */
   get chartable(): string[] {
     return this.names.filter(n =>
-      this.ranks(n).some(r => this.series(n, r).points.length >= 2)
+      this.ranks(n).some(r => {
+        const e = this._byName.get(n)!.get(r)!;
+        return e.baseNumeric + e.points.filter(isNumber).length >= 2;
+      })
     );
   }
 
@@ -385,30 +440,60 @@ export class MetricHistory {
     const out: Array<{ name: string; value: number | string; step: number | null }> = [];
     for (const [name, byRank] of this._byName) {
       const r = rank ?? (byRank.has(0) ? 0 : Math.min(...byRank.keys()));
-      const list = byRank.get(r);
-      if (list && list.length) {
-        const last = list[list.length - 1];
+      const e = byRank.get(r);
+      const last = e?.points.length ? e.points[e.points.length - 1] : e?.last;
+      if (last) {
         out.push({ name, value: last.value, step: last.step });
       }
     }
     return out;
   }
 
-  /** Numeric points of one metric on one rank; x is the step, else the point's index. */
+  /**
+   * Numeric points of one metric on one rank, in x order: the loaded view's, then the streamed
+   * ones; x is the step, else the point's position in the series.
+   */
   series(name: string, rank = 0, label?: string): ISeries {
-    const list = this._byName.get(name)?.get(rank) ?? [];
-    const points: Array<[number, number]> = [];
-    list.forEach((p, i) => {
-      if (typeof p.value === 'number' && isFinite(p.value)) {
-        points.push([p.step ?? i, p.value]);
+    const e = this._byName.get(name)?.get(rank);
+    const points: Array<[number, number]> = e ? e.base.slice() : [];
+    let sorted = true;
+    e?.points.forEach((p, i) => {
+      if (isNumber(p)) {
+        const x = p.step ?? e.baseCount + i;
+        sorted = sorted && (!points.length || points[points.length - 1][0] <= x);
+        points.push([x, p.value as number]);
       }
     });
-    points.sort((a, b) => a[0] - b[0]);
+    if (!sorted) {
+      points.sort((a, b) => a[0] - b[0]);
+    }
     return { label: label ?? (rank === 0 ? name : `${name} [rank ${rank}]`), points };
   }
 
+  private _entry(name: string): Map<number, ISeriesEntry> {
+    let byRank = this._byName.get(name);
+    if (!byRank) {
+      byRank = new Map();
+      this._byName.set(name, byRank);
+    }
+    return byRank;
+  }
+
   private _cursor = 0;
-  private _byName = new Map<string, Map<number, IMetricPoint[]>>();
+  private _streamed = 0;
+  private _byName = new Map<string, Map<number, ISeriesEntry>>();
+}
+
+interface ISeriesEntry {
+  base: Array<[number, number]>;
+  baseNumeric: number;
+  baseCount: number;
+  last: { value: number | string; step: number | null } | null;
+  points: IMetricPoint[];
+}
+
+function isNumber(p: IMetricPoint): boolean {
+  return typeof p.value === 'number' && isFinite(p.value);
 }
 
 /** Names charted in common when comparing runs: those every run logged, else any run logged. */

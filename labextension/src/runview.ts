@@ -15,6 +15,7 @@ import { escapeHtml, renderChart } from './chart';
 import { ITrainContext, notifyError, notifySuccess } from './context';
 import { append, button, formatBytes, formatTime, h, saveBlob, statusBadge } from './dom';
 import {
+  CHART_POINTS,
   formatDuration,
   formatValue,
   IRun,
@@ -39,6 +40,9 @@ const TABS: ReadonlyArray<[RunTab, string]> = [
 
 /** Lines drawn at most in the log view (the download has every line). */
 const MAX_LOG_LINES = 20000;
+/** Load the view again once this many points streamed in since (at most every RELOAD_MS). */
+const RELOAD_AFTER_POINTS = 5000;
+const RELOAD_MS = 5000;
 
 export class RunView extends Widget {
   constructor(
@@ -221,6 +225,9 @@ export class RunView extends Widget {
     this._closed = true;
     this._socket?.close();
     window.clearInterval(this._ticker);
+    if (this._metricsReload !== null) {
+      window.clearTimeout(this._metricsReload);
+    }
     super.dispose();
   }
 
@@ -251,7 +258,33 @@ export class RunView extends Widget {
         this._renderHeader();
       }
     }, 1000);
+    await this._loadMetrics();
     this._connect();
+  }
+
+  /**
+   * The charts' base: each series downsampled on the server (a run may hold millions of
+   * points); the stream then sends the points after its cursor. When many have streamed in
+   * since, the view is loaded again (at most every RELOAD_MS) so a chart never holds them all.
+   */
+  private async _loadMetrics(): Promise<void> {
+    this._metricsLoadedAt = Date.now();
+    try {
+      this._metrics.load(await this.ctx.api.metricSeries(this.runId, CHART_POINTS));
+      this._scheduleMetrics();
+    } catch (err) {
+      console.warn(`jupyter-train: metrics of ${this.runId}`, err); // the stream still brings new points
+    }
+  }
+
+  private _maybeReloadMetrics(): void {
+    if (this._metrics.streamed < RELOAD_AFTER_POINTS || this._metricsReload !== null) {
+      return;
+    }
+    const wait = Math.max(0, this._metricsLoadedAt + RELOAD_MS - Date.now());
+    this._metricsReload = window.setTimeout(() => {
+      void this._loadMetrics().finally(() => (this._metricsReload = null));
+    }, wait);
   }
 
   private _connect(): void {
@@ -275,6 +308,7 @@ export class RunView extends Widget {
       } else if (msg.type === 'metrics') {
         if (this._metrics.add(msg.items ?? [], msg.cursor)) {
           this._scheduleMetrics();
+          this._maybeReloadMetrics();
         }
       } else if (msg.type === 'end') {
         ended = true;
@@ -523,6 +557,8 @@ export class RunView extends Widget {
   private _ticker = 0;
   private _metrics = new MetricHistory();
   private _metricsTimer: number | null = null;
+  private _metricsReload: number | null = null;
+  private _metricsLoadedAt = 0;
   private _logs = new Map<string, LogBuffer>();
   private _autoScrolling = false;
   private _header: HTMLDivElement;

@@ -14,6 +14,8 @@ import {
   LogBuffer,
   matchesFilter,
   MetricHistory,
+  IMetricSeries,
+  IMetricSeriesView,
   phaseSpans,
   raySummary,
   runDuration,
@@ -483,6 +485,57 @@ describe('MetricHistory', () => {
       { name: 'status', value: 'ok', step: 7 }
     ]);
     expect(h.latest(1)).toEqual([{ name: 'loss', value: 0.1, step: 2 }]);
+  });
+});
+
+describe('MetricHistory with a downsampled view', () => {
+  const view = (cursor: number, ...series: Array<Partial<IMetricSeries>>): IMetricSeriesView => ({
+    cursor,
+    series: series.map(s => ({ name: 'loss', rank: 0, count: 0, numeric: 0, downsampled: true, points: [], last: null, ...s }))
+  });
+
+  it('starts from the view and streams on from its cursor', () => {
+    const h = new MetricHistory();
+    h.load(view(100, { count: 1000000, numeric: 1000000, points: [[0, 9], [500000, 0.1], [999999, 0.5]], last: { value: 0.5, step: 999999 } }));
+    expect(h.cursor).toBe(100);
+    expect(h.chartable).toEqual(['loss']);
+    expect(h.latest()).toEqual([{ name: 'loss', value: 0.5, step: 999999 }]);
+    // a point the view already has (id <= cursor) is not added again; a later one is
+    expect(h.add([{ id: 100, rank: 0, name: 'loss', step: 999999, value: 0.5 }])).toBe(0);
+    expect(h.add([{ id: 101, rank: 0, name: 'loss', step: 1000000, value: 0.4 }])).toBe(1);
+    expect(h.series('loss').points).toEqual([[0, 9], [500000, 0.1], [999999, 0.5], [1000000, 0.4]]);
+    expect(h.latest()).toEqual([{ name: 'loss', value: 0.4, step: 1000000 }]);
+    expect(h.streamed).toBe(1);
+  });
+
+  it('a reloaded view replaces the base and drops the streamed points it covers', () => {
+    const h = new MetricHistory();
+    h.load(view(10, { count: 2, numeric: 2, points: [[0, 1], [1, 2]] }));
+    h.add([
+      { id: 11, rank: 0, name: 'loss', step: 2, value: 3 },
+      { id: 12, rank: 0, name: 'loss', step: 3, value: 4 }
+    ]);
+    h.load(view(11, { count: 3, numeric: 3, points: [[0, 1], [2, 3]], last: { value: 3, step: 2 } }));
+    expect(h.streamed).toBe(1);
+    expect(h.cursor).toBe(12); // never back
+    expect(h.series('loss').points).toEqual([[0, 1], [2, 3], [3, 4]]);
+  });
+
+  it('counts the view\'s numeric points for charting and keeps text series in the table', () => {
+    const h = new MetricHistory();
+    h.load(view(5, { name: 'one', count: 1, numeric: 1, points: [[0, 1]], last: { value: 1, step: 0 } },
+      { name: 'status', count: 3, numeric: 0, points: [], last: { value: 'ok', step: null } }));
+    expect(h.chartable).toEqual([]);
+    h.add([pt('one', 2, { id: 6, step: 1 })]);
+    expect(h.chartable).toEqual(['one']);
+    expect(h.latest().map(m => m.name)).toEqual(['one', 'status']);
+  });
+
+  it('places streamed points without a step after the view\'s', () => {
+    const h = new MetricHistory();
+    h.load(view(3, { count: 3, numeric: 3, points: [[0, 1], [1, 2], [2, 3]] }));
+    h.add([pt('loss', 4, { id: 4 })]);
+    expect(h.series('loss').points[3]).toEqual([3, 4]);
   });
 });
 
