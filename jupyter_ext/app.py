@@ -5,7 +5,7 @@ Configuration (traitlets), e.g. in jupyter_server_config.py::
     c.TrainApp.workspace_dir = "/data/train-workspace"   # or JUPYTER_TRAIN_WORKSPACE
     c.TrainApp.snapshot_max_mb = 300
     c.TrainApp.snapshot_max_files = 2000
-    c.TrainApp.poll_interval = 0.02
+    c.TrainApp.poll_interval = 1.0   # the tailer's fallback poll; file events wake it at once
     c.TrainApp.node_shapes = {"a100x2": {"cpus": 16, "gpus": 2}}   # cluster vm_size names
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Integer, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, Unicode, default
 
 from . import __version__
 from .errors import WorkspaceLocked
@@ -33,7 +33,14 @@ class TrainApp(ExtensionApp):
                             "and models. Default: $JUPYTER_TRAIN_WORKSPACE or ~/.jupyter-train/workspace.")
     snapshot_max_mb = Float(300.0, config=True, help="Largest source snapshot, in MB.")
     snapshot_max_files = Integer(2000, config=True, help="Most files in a source snapshot.")
-    poll_interval = Float(0.02, config=True, help="Seconds between passes of the run tailer.")
+    poll_interval = Float(1.0, config=True, help="Seconds between the run tailer's fallback passes "
+                          "over every active run (supervisor liveness, files written where no file "
+                          "event is raised). Writes to a run's files wake the tailer at once "
+                          "(inotify); where file events are unavailable it polls every "
+                          "min(poll_interval, 0.05) s.")
+    file_events = Bool(True, config=True, help="Follow runs' files by file events (inotify). False: "
+                       "a pass every poll_interval instead (e.g. a workspace on a network filesystem "
+                       "that other hosts write to; then set poll_interval to about 0.05).")
     node_shapes = Dict(config=True, help="Named node shapes for clusters' vm_size, e.g. "
                        "{'a100x2': {'cpus': 16, 'gpus': 2}}.")
 
@@ -56,6 +63,7 @@ class TrainApp(ExtensionApp):
         self.manager = RunManager(self.workspace_dir, snapshot_max_mb=self.snapshot_max_mb,
                                   snapshot_max_files=self.snapshot_max_files,
                                   poll_interval=self.poll_interval, node_shapes=self.node_shapes)
+        self.manager.tailer.file_events = self.file_events
         self.settings["train_manager"] = self.manager
         self.log.info("jupyter-train %s: workspace %s", __version__, self.workspace.path)
 

@@ -6,11 +6,18 @@ stdout and stderr going straight into that node's log file (no pipe to copy thro
 handles cancellation (SIGTERM to the supervisor), moves ``./outputs`` and ``./logs`` of the
 working copy into run history and appends the final state. Standard library only: it must
 start fast and must not depend on the server being importable in its current state.
+
+It is the run's process boundary: a child subreaper (Linux), so whatever a script starts, even
+in a session of its own or as a double-forked daemon, stays its descendant; when the nodes have
+exited, and on cancel, it ends every process left (SIGTERM, SIGKILL after the grace) and names
+them in logs/supervisor.txt. If the supervisor itself is killed, the server does the same from
+JUPYTER_TRAIN_RUN_DIR in the processes' environment (procs.end_run_processes).
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,11 +25,12 @@ import time
 from pathlib import Path
 
 from .finalize import failure_summary, finalize_outputs, first_rank_error
-from .procs import free_port, kill_ranks, start_time, terminate_groups
+from .procs import become_subreaper, end_run_processes, free_port, kill_ranks, start_reaper, start_time
 from .rundir import RunDir
 from .spec import RunSpec, RunState
 
-POLL_S = 0.02
+POLL_S = 0.02  # wait_nodes' pace where it cannot wait on events (_NodeWaiter unavailable)
+LIVENESS_S = 1.0  # the longest wait_nodes sleeps without an event (a node exiting, a signal)
 
 
 class RemoteProc:
@@ -53,6 +61,56 @@ class RemoteProc:
         return self.returncode
 
 
+class _NodeWaiter:
+    """Sleeps until a node process of this host exits (its pidfd turns readable), a signal
+    arrives (the signal wakeup fd: cancel is a SIGTERM), or the timeout: waiting for the nodes
+    costs no wake-ups. Where pidfds or the wakeup fd are not available (kernel < 5.3, not the
+    main thread) it sleeps POLL_S, as the supervisor always did."""
+
+    def __init__(self, procs):
+        self.pidfds: dict[int, subprocess.Popen] = {}
+        self.pipe: tuple[int, int] | None = None
+        self.old_wakeup: int | None = None
+        try:
+            self.pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self.old_wakeup = signal.set_wakeup_fd(self.pipe[1])
+            for _, p in procs:
+                if isinstance(p, subprocess.Popen) and p.returncode is None:
+                    self.pidfds[os.pidfd_open(p.pid)] = p
+        except (OSError, ValueError, AttributeError):
+            self.close()
+
+    def wait(self, timeout: float) -> None:
+        if self.pipe is None:
+            time.sleep(POLL_S)
+            return
+        for fd, p in list(self.pidfds.items()):
+            if p.returncode is not None:  # collected: its pidfd would stay readable
+                os.close(fd)
+                del self.pidfds[fd]
+        poller = select.poll()
+        for fd in (self.pipe[0], *self.pidfds):
+            poller.register(fd, select.POLLIN)
+        poller.poll(max(1, int(timeout * 1000)))
+        try:
+            while os.read(self.pipe[0], 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        for fd in self.pidfds:
+            os.close(fd)
+        self.pidfds.clear()
+        if self.old_wakeup is not None:
+            signal.set_wakeup_fd(self.old_wakeup)
+            self.old_wakeup = None
+        if self.pipe is not None:
+            for fd in self.pipe:
+                os.close(fd)
+            self.pipe = None
+
+
 class StartCanceled(Exception):
     """Cancel arrived while the nodes were still being started (waiting for resources)."""
 
@@ -69,18 +127,40 @@ class Supervisor:
 
     def materialize(self) -> None:
         """Each node's working copy is laid out here, on the node, not by the server: a remote
-        or containerized node gets its copy the same way, and a submit returns without waiting."""
+        or containerized node gets its copy the same way, and a submit returns without waiting.
+        The first copy is the store's spare of the snapshot where it holds one (one rename), else
+        every file is cloned (reflink) or copied, never hard-linked. As the supervisor exits, after
+        the run's final state, it starts a process of its own (lowest priority) that builds a new
+        spare for the snapshot's next run."""
+        store = None
         for cwd in sorted({node.cwd for node in self.spec.nodes} | {"wd"}):
             dest = self.rd.path / cwd
             if self.spec.snapshot_id and not dest.exists():
+                from ..errors import TrainError
                 from ..snapshots import SnapshotStore
+                from ..worktree import remove_tree
 
                 tmp = self.rd.path / f"{cwd}.partial"
-                SnapshotStore(self.spec.snapshot_store).materialize(self.spec.snapshot_id, tmp)
+                remove_tree(tmp)  # what a supervisor that died half-way left
+                t0 = time.monotonic()
+                try:
+                    first = store is None
+                    store = store or SnapshotStore(self.spec.snapshot_store)
+                    layout = store.lay_out(self.spec.snapshot_id, tmp, use_spare=first)
+                except TrainError as exc:  # e.g. the snapshot was deleted from the store
+                    raise OSError(exc.message) from None
                 os.replace(tmp, dest)
+                counted = "" if layout.files is None else f", {layout.files} files" + (
+                    f" ({layout.cloned} cloned)" if layout.cloned else "")
+                print(f"working copy {cwd}: {layout.method}{counted}, "
+                      f"{(time.monotonic() - t0) * 1e3:.0f} ms", flush=True)
             dest.mkdir(exist_ok=True)
         for d in ("pids", "errors"):
             (self.rd.path / d).mkdir(exist_ok=True)
+        if store is not None:
+            import atexit
+
+            atexit.register(store.start_restock, self.spec.snapshot_id, self.rd.path)
 
     def fill_port(self) -> None:
         """Give every ``{MASTER_PORT}`` in the nodes' commands one free port."""
@@ -133,31 +213,55 @@ class Supervisor:
         return f"Could not start {self.spec.nodes[0].argv[0]!r}: {exc.strerror or exc}"
 
     def wait_nodes(self) -> None:
-        while True:
-            codes = [p.poll() for _, p in self.procs]
-            if all(c is not None for c in codes):
-                return
-            if self.cancel_requested:
-                self.rd.append_event(RunState.CANCEL_REQUESTED, "supervisor", "Stopping the processes")
-                self.stop_all()
-                return
-            if any(c not in (None, 0) for c in codes):
-                # One node failed: the others cannot finish a distributed job; stop them.
-                self.stop_all()
-                return
-            time.sleep(POLL_S)
+        waiter = _NodeWaiter(self.procs)
+        try:
+            while True:
+                codes = [p.poll() for _, p in self.procs]
+                if all(c is not None for c in codes):
+                    return
+                if self.cancel_requested:
+                    self.rd.append_event(RunState.CANCEL_REQUESTED, "supervisor", "Stopping the processes")
+                    self.stop_all()
+                    return
+                if any(c not in (None, 0) for c in codes):
+                    # One node failed: the others cannot finish a distributed job; stop them.
+                    self.stop_all()
+                    return
+                remote = any(not isinstance(p, subprocess.Popen) for _, p in self.procs)
+                waiter.wait(RemoteProc.REMOTE_POLL_S + 0.005 if remote else LIVENESS_S)
+        finally:
+            waiter.close()
+
+    @staticmethod
+    def say(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # into logs/supervisor.txt
+
+    def _hosted(self) -> list[subprocess.Popen]:
+        """The nodes that are processes of this host (not containers or Ray agents)."""
+        return [p for _, p in self.procs if isinstance(p, subprocess.Popen)]
 
     def stop_all(self) -> None:
-        """SIGTERM -> SIGKILL to every node's process group, then to any rank left over (torchrun
-        starts its workers in sessions of their own)."""
-        terminate_groups([p.pid for _, p in self.procs], self.spec.cancel_grace_s)
+        """SIGTERM to every process of the run at once (each node's process group, and whatever
+        else is the supervisor's descendant or carries the run's directory in its environment:
+        torchrun's workers in their own sessions, a script's daemons), SIGKILL to what is left
+        after the grace, then to any rank left over."""
+        self.end_leftovers()
         for _, p in self.procs:
             p.wait()
         kill_ranks(self.rd)
 
+    def end_leftovers(self) -> None:
+        """End every process of the run still alive (none, when the nodes exited and left nothing
+        behind), naming in the supervisor log the ones other than the nodes themselves."""
+        hosted = self._hosted()
+        end_run_processes(self.rd.path, self.spec.cancel_grace_s, groups=[p.pid for p in hosted],
+                          descendants=True, keep=[p.pid for p in hosted], say=self.say)
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if become_subreaper():  # before any node starts: their orphans come back to us
+            start_reaper(lambda: {p.pid for p in self._hosted()})
         me = os.getpid()
         info = {"pid": me, "start_time": start_time(me), "pgids": []}
         self.rd.write_supervisor_info(info)
@@ -176,15 +280,20 @@ class Supervisor:
             self.start_nodes()
         except StartCanceled:
             self.stop_all()
+            self.end_leftovers()
             self.rd.append_event(RunState.CANCELED, "supervisor", "Canceled before its processes started")
             return 0
         except OSError as exc:
+            if self.procs:
+                self.stop_all()  # the nodes that did start before one could not
+            self.end_leftovers()
             self.rd.append_event(RunState.FAILED, "supervisor", self.start_failure(exc))
             return 1
         info["pgids"] = [p.pid for _, p in self.procs]
         self.rd.write_supervisor_info(info)
         self.rd.append_event(RunState.RUNNING, "supervisor", pids=info["pgids"])
         self.wait_nodes()
+        self.end_leftovers()  # what the nodes left behind: daemons, setsid children, stragglers
         self.rd.append_event(RunState.FINALIZING, "supervisor")
         finalize_outputs(self.rd)
         return self.finish()
