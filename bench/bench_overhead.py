@@ -293,7 +293,8 @@ def report(steps: int, reps: int, over: dict, rows: dict) -> None:
         m_lat, l_lat = row["lat"]
         mf_lat, lf_lat = row["lat_flush"]
         print(f"--- {label}")
-        print(f"as a run             : best {min(o['loop']):.2f} s, median {statistics.median(o['loop']):.2f} s")
+        print(f"as a run             : best {min(o['loop']):.2f} s, "
+              f"median {statistics.median(o['loop']):.2f} s")
         print(f"ratio bare/launched  : best {max(r):.3f}, median {statistics.median(r):.3f} "
               f"[{min(r):.3f}-{max(r):.3f}]; best/best {min(bare) / min(o['loop']):.3f} (goal >= 0.99)")
         print(f"server CPU in loop   : median {statistics.median(srv) * 100:.2f} % of a core "

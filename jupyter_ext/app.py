@@ -38,9 +38,9 @@ class TrainApp(ExtensionApp):
                           "event is raised). Writes to a run's files wake the tailer at once "
                           "(inotify); where file events are unavailable it polls every "
                           "min(poll_interval, 0.05) s.")
-    file_events = Bool(True, config=True, help="Follow runs' files by file events (inotify). False: "
-                       "a pass every poll_interval instead (e.g. a workspace on a network filesystem "
-                       "that other hosts write to; then set poll_interval to about 0.05).")
+    file_events = Bool(True, config=True, help="Follow runs' files by file events (inotify). "
+                       "False: a pass every poll_interval instead (e.g. a workspace on a network "
+                       "filesystem that other hosts write to; then set poll_interval to about 0.05).")
     node_shapes = Dict(config=True, help="Named node shapes for clusters' vm_size, e.g. "
                        "{'a100x2': {'cpus': 16, 'gpus': 2}}.")
 

@@ -5,8 +5,8 @@ a few seconds came because a file event woke the tailer: a running script's line
 (WebSocket and REST), a second rank's metrics file and a nested log file that appear mid-run,
 and the final status; and a run directory deleted while it is followed leaves the others
 followed. With file events off (``file_events = False``, as where inotify is missing) the poll
-alone still follows a run to its end. Behaviour, not timing: the bounds are far above what it takes (milliseconds) and far
-below the poll.
+alone still follows a run to its end. Behaviour, not timing: the bounds are far above what it
+takes (milliseconds) and far below the poll.
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ async def test_without_file_events_the_poll_follows_runs(api, jp_ws_fetch):
     try:
         done = await api.wait(run["id"], timeout=60)
         assert done["status"] == "Completed" and done["tags"]["finished"] == "yes", done
-        loss = [m for m in (await api.call("GET", f"runs/{run['id']}/metrics"))["items"] if m["name"] == "loss"]
+        items = (await api.call("GET", f"runs/{run['id']}/metrics"))["items"]
+        loss = [m for m in items if m["name"] == "loss"]
         assert [m["step"] for m in loss] == [0, 1, 2]
         await until(lambda: any(m["type"] == "end" for m in stream.messages), PROMPT_S, "the stream's end")
         assert "line 2" in stream.log_text()

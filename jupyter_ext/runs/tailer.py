@@ -153,8 +153,9 @@ class Tailer:
                 pass
 
     async def _loop(self) -> None:
-        """Passes run in the tailer's thread (``_passes``), which comes back to the event loop only with news
-        for it: changes someone subscribed to, finished runs, a target tick, the fallback pass."""
+        """Passes run in the tailer's thread (``_passes``), which comes back to the event loop
+        only with news for it: changes someone subscribed to, finished runs, a target tick, the
+        fallback pass."""
         self._open_watch()
         loop = asyncio.get_running_loop()
         try:
