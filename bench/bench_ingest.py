@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kernel_lib import Experiment, ScriptRunConfig, Workspace  # noqa: E402
+from common import print_table  # noqa: E402  (bench/common.py)
 from kernel_lib.client import TrainClient  # noqa: E402
 
 FLOOD = textwrap.dedent("""
@@ -234,12 +235,7 @@ def main() -> None:
     ]
     if alone["points"] != n or len(values) != n:
         rows.append(("!! points", f"{len(values):,} read back", f"{alone['points']:,} in the file", f"{n:,} logged"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    header = ("benchmark", "jupyter-train", "baseline (same run)", "ratio")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print_table(rows)
 
 
 if __name__ == "__main__":

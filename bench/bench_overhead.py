@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kernel_lib import Experiment, ScriptRunConfig, Workspace  # noqa: E402
+from common import stream_latencies  # noqa: E402  (bench/common.py)
 
 TRAIN_SCRIPT = textwrap.dedent("""
     import json, os, sys, time
@@ -222,15 +223,7 @@ def bench_idle(ws, src: Path, server_pid: int, seconds: int) -> float:
 
 def bench_latency(ws, src: Path, n: int, mode: str) -> tuple[list[float], list[float]]:
     run = Experiment(ws, "bench-latency").submit(ScriptRunConfig(str(src), "latency.py", [n, mode]))
-    metric_lat, log_lat = [], []
-    for msg in ws.client.stream(run.id):
-        now = time.time()
-        if msg["type"] == "metrics":
-            metric_lat += [now - m["value"] for m in msg["items"] if m["name"] == "t_write"]
-        elif msg["type"] == "log" and msg["name"] == "rank_0.txt":
-            log_lat += [now - float(line.split()[2]) for line in msg["text"].splitlines()
-                        if line.startswith("line ")]
-    return metric_lat, log_lat
+    return stream_latencies(ws, run)
 
 
 def ms(values, q):

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kernel_lib import Experiment, ScriptRunConfig, Workspace  # noqa: E402
+from common import stream_latencies, print_table  # noqa: E402  (bench/common.py)
 
 FIRST_LINE = "import time; print('first', time.time(), flush=True)\n"
 STREAM_SCRIPT = textwrap.dedent("""
@@ -119,15 +120,7 @@ def bench_stream(ws, tmp: Path, n: int) -> tuple[list[float], list[float]]:
     src.mkdir()
     (src / "stream.py").write_text(STREAM_SCRIPT)
     run = Experiment(ws, "bench-stream").submit(ScriptRunConfig(str(src), "stream.py", [n]))
-    metric_lat, log_lat = [], []
-    for msg in ws.client.stream(run.id):
-        now = time.time()
-        if msg["type"] == "metrics":
-            metric_lat += [now - m["value"] for m in msg["items"] if m["name"] == "t_write"]
-        elif msg["type"] == "log" and msg["name"] == "rank_0.txt":
-            log_lat += [now - float(line.split()[2]) for line in msg["text"].splitlines()
-                        if line.startswith("line ")]
-    return metric_lat, log_lat
+    return stream_latencies(ws, run)
 
 
 def bench_snapshot(ws, tmp: Path, files: int) -> tuple[float, float, float]:
@@ -193,12 +186,7 @@ def main():
         ("resubmit 2,000 unchanged files", f"{again * 1e3:.0f} ms", f"first submit {first * 1e3:.0f} ms",
          f"{again / first * 100:.0f} % of first (snapshot step alone: {take_ratio * 100:.1f} %; goal <= 5 %)"),
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    header = ("benchmark", "jupyter-train", "baseline (same run)", "ratio")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print_table(rows)
 
 
 if __name__ == "__main__":
