@@ -1,5 +1,6 @@
 /**
- * Unit tests of the panel's pure models (src/model.ts), compiled by ts-jest as CommonJS with
+ * Unit tests of the panel's pure modules (src/contract, runs, metrics, logs, format, sdk) and of
+ * the run states against jupyter_ext/openapi.yaml, compiled by ts-jest as CommonJS with
  * tsconfig.test.json. Run with `jlpm test`.
  */
 module.exports = {

@@ -1,7 +1,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IMetricPoint, IMetricSeriesView, IRun } from './model';
+import { IMetricPoint, IMetricSeriesView } from './metrics';
+import { IRun } from './runs';
 
 /** REST prefix of the server extension, relative to the server base URL. */
 export const API_PREFIX = 'train/api';

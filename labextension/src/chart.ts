@@ -4,7 +4,8 @@
  * step. Colours come from CSS classes (.jp-train-series-N), so light and dark themes apply.
  */
 
-import { extent, formatValue, ISeries, ticks } from './model';
+import { formatValue } from './format';
+import { extent, ISeries, ticks } from './metrics';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const PALETTE_SIZE = 8;

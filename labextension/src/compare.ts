@@ -9,18 +9,12 @@ import { Widget } from '@lumino/widgets';
 
 import { renderChart } from './chart';
 import { ITrainContext, notifyError } from './context';
+import { isTerminal } from './contract';
 import { h, statusBadge } from './dom';
+import { formatDuration, formatValue } from './format';
 import { trainIcon } from './icons';
-import {
-  CHART_POINTS,
-  comparableMetrics,
-  formatDuration,
-  formatValue,
-  IRun,
-  isTerminal,
-  MetricHistory,
-  runDuration
-} from './model';
+import { CHART_POINTS, comparableMetrics, MetricHistory } from './metrics';
+import { IRun, runDuration } from './runs';
 
 const POLL_MS = 2000;
 

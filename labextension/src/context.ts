@@ -2,7 +2,7 @@ import { Notification } from '@jupyterlab/apputils';
 import { JupyterFrontEnd } from '@jupyterlab/application';
 
 import { IInfo, TrainApi, TrainApiError } from './api';
-import { RunsStore } from './model';
+import { RunsStore } from './runs';
 
 /** What the panel's widgets share: the API, the live run list and the app's actions. */
 export interface ITrainContext {

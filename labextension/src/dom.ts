@@ -61,21 +61,6 @@ export function statusBadge(status: string): HTMLSpanElement {
   );
 }
 
-/** Local date-time of epoch seconds, '' for none. */
-export function formatTime(ts: number | null | undefined, short = false): string {
-  if (ts === null || ts === undefined || !isFinite(ts)) {
-    return '';
-  }
-  const d = new Date(ts * 1000);
-  const today = d.toDateString() === new Date().toDateString();
-  if (short) {
-    return today
-      ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
-      : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
-  }
-  return today ? d.toLocaleTimeString() : d.toLocaleString();
-}
-
 /** Save a blob as a file through the browser. */
 export function saveBlob(blob: Blob, filename: string): void {
   const url = URL.createObjectURL(blob);
@@ -84,18 +69,4 @@ export function saveBlob(blob: Blob, filename: string): void {
   a.click();
   a.remove();
   window.setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
-
-export function formatBytes(n: number | undefined): string {
-  if (n === undefined || n === null) {
-    return '';
-  }
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i ? v.toFixed(1) : v} ${units[i]}`;
 }

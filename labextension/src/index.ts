@@ -9,8 +9,9 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IInfo, TrainApi } from './api';
 import { CompareView } from './compare';
 import { EventsFeed, ITrainContext, notifyError, notifySuccess } from './context';
-import { RunsStore, sdkCode } from './model';
+import { RunsStore } from './runs';
 import { RunTab, RunView } from './runview';
+import { sdkCode } from './sdk';
 import { SIDEBAR_ID, TrainSidebar } from './sidebar';
 
 export namespace CommandIDs {
@@ -25,6 +26,25 @@ export namespace CommandIDs {
 }
 
 const CATEGORY = 'Training';
+
+/** Run rows of the sidebar: the selector of their context menu. */
+const ROW_SELECTOR = '.jp-train-run-row';
+
+type CommandOptions = Parameters<JupyterFrontEnd['commands']['addCommand']>[1];
+type CommandArgs = Parameters<CommandOptions['execute']>[0];
+
+/** Where a command sits in a run row's context menu (left out: not there). */
+interface IMenuRank {
+  menuRank?: number;
+}
+
+/** A command on one run: what it does to the run, and how a failure is announced. */
+interface IRunCommand extends IMenuRank {
+  label: string;
+  caption?: string;
+  act: (id: string, args: CommandArgs) => Promise<unknown>;
+  failure?: (id: string) => string;
+}
 
 /**
  * The jupyter-train panel: a left sidebar of runs, compute, models and environments, run views
@@ -80,18 +100,52 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return current instanceof RunView ? current.runId : runViews.currentWidget?.runId;
     };
 
-    app.commands.addCommand(CommandIDs.showPanel, {
+    /** Register a command and list it in the palette (and, with a rank, in a run row's menu). */
+    const addCommand = (id: string, { menuRank, ...options }: CommandOptions & IMenuRank): void => {
+      app.commands.addCommand(id, options);
+      palette?.addItem({ command: id, category: CATEGORY });
+      if (menuRank !== undefined) {
+        app.contextMenu.addItem({ command: id, selector: ROW_SELECTOR, rank: menuRank });
+      }
+    };
+
+    /**
+     * A command on one run (see targetRun), enabled while there is one. ``failure`` names what
+     * went wrong in the notification shown when ``act`` throws; without it the error propagates.
+     */
+    const addRunCommand = (id: string, { act, failure, ...options }: IRunCommand): void =>
+      addCommand(id, {
+        ...options,
+        isEnabled: () => !!targetRun({}),
+        execute: async args => {
+          const runId = targetRun(args);
+          if (!runId) {
+            return;
+          }
+          if (!failure) {
+            await act(runId, args);
+            return;
+          }
+          try {
+            await act(runId, args);
+          } catch (err) {
+            notifyError(failure(runId), err);
+          }
+        }
+      });
+
+    addCommand(CommandIDs.showPanel, {
       label: 'Show Training Panel',
       caption: 'Runs, compute, models and environments of the workspace',
       execute: () => app.shell.activateById(SIDEBAR_ID)
     });
 
-    app.commands.addCommand(CommandIDs.refresh, {
+    addCommand(CommandIDs.refresh, {
       label: 'Refresh Training Panel',
       execute: () => sidebar.refresh()
     });
 
-    app.commands.addCommand(CommandIDs.openRun, {
+    addCommand(CommandIDs.openRun, {
       label: args => (args.id ? `Open Run ${args.id}` : 'Open Run…'),
       caption: 'Show a run: overview, logs, metrics, outputs',
       execute: async args => {
@@ -122,80 +176,54 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         app.shell.activateById(view.id);
         return view;
-      }
+      },
+      menuRank: 0
     });
 
-    app.commands.addCommand(CommandIDs.cancelRun, {
+    addRunCommand(CommandIDs.cancelRun, {
       label: 'Cancel Run',
       caption: 'Stop a run and its whole process tree',
-      isEnabled: () => !!targetRun({}),
-      execute: async args => {
-        const id = targetRun(args);
-        if (!id) {
-          return;
-        }
-        try {
-          store.upsert(await api.cancel(id));
-        } catch (err) {
-          notifyError(`Could not cancel ${id}`, err);
-        }
-      }
+      act: async id => store.upsert(await api.cancel(id)),
+      failure: id => `Could not cancel ${id}`,
+      menuRank: 1
     });
 
-    app.commands.addCommand(CommandIDs.resubmitRun, {
+    addRunCommand(CommandIDs.resubmitRun, {
       label: 'Resubmit Run',
       caption: 'Run the same spec again (same snapshot, arguments, compute, environment)',
-      isEnabled: () => !!targetRun({}),
-      execute: async args => {
-        const id = targetRun(args);
-        if (!id) {
-          return;
-        }
-        try {
-          const run = await api.resubmit(id);
-          store.upsert(run);
-          notifySuccess(`Resubmitted ${id} as ${run.id}`);
-          ctx.openRun(run.id);
-        } catch (err) {
-          notifyError(`Could not resubmit ${id}`, err);
-        }
-      }
+      act: async id => {
+        const run = await api.resubmit(id);
+        store.upsert(run);
+        notifySuccess(`Resubmitted ${id} as ${run.id}`);
+        ctx.openRun(run.id);
+      },
+      failure: id => `Could not resubmit ${id}`,
+      menuRank: 2
     });
 
-    app.commands.addCommand(CommandIDs.registerModel, {
+    addRunCommand(CommandIDs.registerModel, {
       label: 'Register Model from Run…',
-      isEnabled: () => !!targetRun({}),
-      execute: async args => {
-        const id = targetRun(args);
-        if (!id) {
-          return;
-        }
+      act: async (id, args) => {
         const view = (await app.commands.execute(CommandIDs.openRun, { id, tab: 'outputs' })) as RunView | undefined;
         await view?.registerModel(typeof args.path === 'string' ? args.path : undefined);
-      }
+      },
+      menuRank: 4
     });
 
-    app.commands.addCommand(CommandIDs.copyCode, {
+    addRunCommand(CommandIDs.copyCode, {
       label: 'Copy SDK Code of Run',
       caption: 'Python (kernel_lib) that submits the same run again',
-      isEnabled: () => !!targetRun({}),
-      execute: async args => {
-        const id = targetRun(args);
-        if (!id) {
-          return;
-        }
-        try {
-          const run = store.get(id) ?? (await api.run(id));
-          const workspace = (await ctx.info().catch(() => null))?.workspace;
-          Clipboard.copyToSystem(sdkCode(run, workspace));
-          notifySuccess(`Copied the SDK code of ${id}`);
-        } catch (err) {
-          notifyError(`Could not copy the code of ${id}`, err);
-        }
-      }
+      act: async id => {
+        const run = store.get(id) ?? (await api.run(id));
+        const workspace = (await ctx.info().catch(() => null))?.workspace;
+        Clipboard.copyToSystem(sdkCode(run, workspace));
+        notifySuccess(`Copied the SDK code of ${id}`);
+      },
+      failure: id => `Could not copy the code of ${id}`,
+      menuRank: 3
     });
 
-    app.commands.addCommand(CommandIDs.compare, {
+    addCommand(CommandIDs.compare, {
       label: 'Compare Selected Runs',
       caption: 'Metrics of the runs ticked in the panel, on one chart per metric',
       isEnabled: args => Array.isArray(args.ids) || sidebar.selected.length >= 2,
@@ -209,29 +237,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.add(view, 'main');
         app.shell.activateById(view.id);
         return view;
-      }
+      },
+      menuRank: 10
     });
-
-    if (palette) {
-      for (const command of [
-        CommandIDs.showPanel,
-        CommandIDs.refresh,
-        CommandIDs.openRun,
-        CommandIDs.cancelRun,
-        CommandIDs.resubmitRun,
-        CommandIDs.registerModel,
-        CommandIDs.copyCode,
-        CommandIDs.compare
-      ]) {
-        palette.addItem({ command, category: CATEGORY });
-      }
-    }
-
-    const rowSelector = '.jp-train-run-row';
-    [CommandIDs.openRun, CommandIDs.cancelRun, CommandIDs.resubmitRun, CommandIDs.copyCode, CommandIDs.registerModel].forEach(
-      (command, i) => app.contextMenu.addItem({ command, selector: rowSelector, rank: i })
-    );
-    app.contextMenu.addItem({ command: CommandIDs.compare, selector: rowSelector, rank: 10 });
 
     if (restorer) {
       void restorer.restore(runViews, {
@@ -245,7 +253,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
 export default plugin;
 export * from './api';
-export * from './model';
+export * from './contract';
+export * from './format';
+export * from './logs';
+export * from './metrics';
+export * from './runs';
+export * from './sdk';
 export { TrainSidebar } from './sidebar';
 export { RunView } from './runview';
 export { CompareView } from './compare';

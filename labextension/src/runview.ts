@@ -3,7 +3,8 @@
  * logs (per rank, follow, search, download), metrics (charts), outputs (download, open in the
  * file browser, register as a model) and actions (cancel, resubmit, register, copy SDK code).
  * Follows the run live over its WebSocket (/train/api/runs/{id}/stream), resuming where it
- * left off after a drop.
+ * left off after a drop. The Logs and Metrics tabs are RunLogs (runlogs.ts) and RunMetrics
+ * (runmetrics.ts).
  */
 
 import { Clipboard, InputDialog } from '@jupyterlab/apputils';
@@ -11,24 +12,15 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { IInfo } from './api';
-import { escapeHtml, renderChart } from './chart';
 import { ITrainContext, notifyError, notifySuccess } from './context';
-import { append, button, formatBytes, formatTime, h, saveBlob, statusBadge } from './dom';
-import {
-  CHART_POINTS,
-  formatDuration,
-  formatValue,
-  IRun,
-  isTerminal,
-  LogBuffer,
-  MetricHistory,
-  phaseSpans,
-  runDuration,
-  sdkCode,
-  searchLines,
-  sortLogNames
-} from './model';
+import { isTerminal } from './contract';
+import { append, button, h, saveBlob, statusBadge } from './dom';
+import { formatBytes, formatDuration, formatTime, formatValue } from './format';
 import { trainIcon } from './icons';
+import { RunLogs } from './runlogs';
+import { RunMetrics } from './runmetrics';
+import { IRun, phaseSpans, runDuration } from './runs';
+import { sdkCode } from './sdk';
 
 export type RunTab = 'overview' | 'logs' | 'metrics' | 'outputs';
 const TABS: ReadonlyArray<[RunTab, string]> = [
@@ -37,12 +29,6 @@ const TABS: ReadonlyArray<[RunTab, string]> = [
   ['metrics', 'Metrics'],
   ['outputs', 'Outputs']
 ];
-
-/** Lines drawn at most in the log view (the download has every line). */
-const MAX_LOG_LINES = 20000;
-/** Load the view again once this many points streamed in since (at most every RELOAD_MS). */
-const RELOAD_AFTER_POINTS = 5000;
-const RELOAD_MS = 5000;
 
 export class RunView extends Widget {
   constructor(
@@ -84,33 +70,16 @@ export class RunView extends Widget {
       this._panels.set(tab, panel);
     }
 
-    // Logs panel
-    this._logSelect = h('select', { class: 'jp-train-log-select', testid: 'jp-train-log-select', title: 'Log file' });
-    this._logSelect.addEventListener('change', () => this._renderLog(true));
-    this._logSearch = h('input', { type: 'search', class: 'jp-train-log-search', testid: 'jp-train-log-search', placeholder: 'Search the log' });
-    this._logSearch.addEventListener('input', () => this._renderLog(true));
-    this._follow = h('input', { type: 'checkbox', testid: 'jp-train-log-follow', checked: true });
-    this._logCount = h('span', { class: 'jp-train-log-count' });
-    this._logPre = h('pre', { class: 'jp-train-log', testid: 'jp-train-log' });
-    this._logPre.addEventListener('scroll', () => {
-      const atEnd = this._logPre.scrollTop + this._logPre.clientHeight >= this._logPre.scrollHeight - 4;
-      if (!atEnd && this._follow.checked && !this._autoScrolling) {
-        this._follow.checked = false;
-      }
+    this._logs = new RunLogs(this._panels.get('logs')!, {
+      isShown: () => this._tab === 'logs',
+      download: path => this.download(path)
     });
-    this._panels.get('logs')!.append(
-      h('div', { class: 'jp-train-log-toolbar' },
-        this._logSelect,
-        this._logSearch,
-        h('label', { class: 'jp-train-follow' }, this._follow, ' Follow'),
-        button('Download', () => void this.downloadLog(), { testid: 'jp-train-log-download' }),
-        this._logCount),
-      this._logPre
-    );
-
-    this._metricsTable = h('table', { class: 'jp-train-kv jp-train-metrics-table', testid: 'jp-train-metrics-table' });
-    this._charts = h('div', { class: 'jp-train-charts', testid: 'jp-train-charts' });
-    this._panels.get('metrics')!.append(this._metricsTable, this._charts);
+    this._metrics = new RunMetrics(this._panels.get('metrics')!, {
+      api: this.ctx.api,
+      runId,
+      isShown: () => this._tab === 'metrics',
+      onUpdate: () => this._renderHeader()
+    });
 
     this._outputs = h('div', { class: 'jp-train-outputs', testid: 'jp-train-outputs' });
     this._panels.get('outputs')!.append(this._outputs);
@@ -133,9 +102,9 @@ export class RunView extends Widget {
     }
     this.node.dataset.tab = tab;
     if (tab === 'metrics') {
-      this._renderMetrics();
+      this._metrics.render();
     } else if (tab === 'logs') {
-      this._renderLog(true);
+      this._logs.render(true);
     } else if (tab === 'outputs') {
       void this._loadOutputs();
     }
@@ -201,12 +170,9 @@ export class RunView extends Widget {
     notifySuccess('Copied the SDK code that reproduces this run');
   }
 
-  async downloadLog(): Promise<void> {
-    const name = this._logSelect.value;
-    if (!name) {
-      return;
-    }
-    await this.download(`logs/${name}`);
+  /** Download the log file showing in the Logs tab. */
+  downloadLog(): Promise<void> {
+    return this._logs.download();
   }
 
   async download(name: string): Promise<void> {
@@ -225,9 +191,7 @@ export class RunView extends Widget {
     this._closed = true;
     this._socket?.close();
     window.clearInterval(this._ticker);
-    if (this._metricsReload !== null) {
-      window.clearTimeout(this._metricsReload);
-    }
+    this._metrics.dispose();
     super.dispose();
   }
 
@@ -244,9 +208,9 @@ export class RunView extends Widget {
       this._info = await this.ctx.info().catch(() => null);
       this._setRun(await this.ctx.api.run(this.runId));
       for (const log of await this.ctx.api.logs(this.runId)) {
-        this._logBuffer(log.name);
+        this._logs.buffer(log.name);
       }
-      this._updateLogSelect();
+      this._logs.updateSelect();
     } catch (err) {
       this._header.replaceChildren(h('div', { class: 'jp-train-message jp-train-message-error', role: 'alert' },
         err instanceof Error ? err.message : String(err)));
@@ -258,41 +222,16 @@ export class RunView extends Widget {
         this._renderHeader();
       }
     }, 1000);
-    await this._loadMetrics();
+    await this._metrics.load();
     this._connect();
-  }
-
-  /**
-   * The charts' base: each series downsampled on the server (a run may hold millions of
-   * points); the stream then sends the points after its cursor. When many have streamed in
-   * since, the view is loaded again (at most every RELOAD_MS) so a chart never holds them all.
-   */
-  private async _loadMetrics(): Promise<void> {
-    this._metricsLoadedAt = Date.now();
-    try {
-      this._metrics.load(await this.ctx.api.metricSeries(this.runId, CHART_POINTS));
-      this._scheduleMetrics();
-    } catch (err) {
-      console.warn(`jupyter-train: metrics of ${this.runId}`, err); // the stream still brings new points
-    }
-  }
-
-  private _maybeReloadMetrics(): void {
-    if (this._metrics.streamed < RELOAD_AFTER_POINTS || this._metricsReload !== null) {
-      return;
-    }
-    const wait = Math.max(0, this._metricsLoadedAt + RELOAD_MS - Date.now());
-    this._metricsReload = window.setTimeout(() => {
-      void this._loadMetrics().finally(() => (this._metricsReload = null));
-    }, wait);
   }
 
   private _connect(): void {
     if (this._closed) {
       return;
     }
-    const logs = Array.from(this._logs.entries()).map(([n, b]) => `${n}:${b.offset}`).join(',');
-    const query: Record<string, string | number> = { cursor: this._metrics.cursor };
+    const logs = this._logs.offsets;
+    const query: Record<string, string | number> = { cursor: this._metrics.history.cursor };
     if (logs) {
       query.logs = logs;
     }
@@ -304,12 +243,9 @@ export class RunView extends Widget {
       if (msg.type === 'status') {
         this._setRun(msg.run);
       } else if (msg.type === 'log') {
-        this._onLog(msg.name, msg.text, msg.next_offset);
+        this._logs.onLog(msg.name, msg.text, msg.next_offset);
       } else if (msg.type === 'metrics') {
-        if (this._metrics.add(msg.items ?? [], msg.cursor)) {
-          this._scheduleMetrics();
-          this._maybeReloadMetrics();
-        }
+        this._metrics.add(msg.items ?? [], msg.cursor);
       } else if (msg.type === 'end') {
         ended = true;
         void this.ctx.api.run(this.runId).then(run => this._setRun(run)).catch(() => undefined);
@@ -325,117 +261,6 @@ export class RunView extends Widget {
     socket.onopen = () => {
       this.node.dataset.live = 'true';
     };
-  }
-
-  private _logBuffer(name: string): LogBuffer {
-    let buf = this._logs.get(name);
-    if (!buf) {
-      buf = new LogBuffer(MAX_LOG_LINES);
-      this._logs.set(name, buf);
-      this._updateLogSelect();
-    }
-    return buf;
-  }
-
-  private _onLog(name: string, text: string, nextOffset: number): void {
-    const buf = this._logBuffer(name);
-    const lines = buf.append(text, nextOffset);
-    if (name === this._logSelect.value && this._tab === 'logs') {
-      if (this._logSearch.value || buf.dropped) {
-        this._renderLog(false);
-      } else if (lines.length) {
-        this._logPre.appendChild(document.createTextNode(lines.join('\n') + '\n'));
-        this._updateLogCount();
-        this._scrollLog();
-      }
-    }
-  }
-
-  private _updateLogSelect(): void {
-    const names = sortLogNames(Array.from(this._logs.keys()));
-    const current = this._logSelect.value;
-    if (names.join('\n') === Array.from(this._logSelect.options).map(o => o.value).join('\n')) {
-      return;
-    }
-    this._logSelect.replaceChildren(...names.map(n => h('option', { value: n }, n)));
-    const preferred = current || (names.includes('rank_0.txt') ? 'rank_0.txt' : names[0]);
-    if (preferred) {
-      this._logSelect.value = preferred;
-    }
-    if (!current && this._tab === 'logs') {
-      this._renderLog(true);
-    }
-  }
-
-  private _renderLog(reset: boolean): void {
-    const buf = this._logs.get(this._logSelect.value);
-    if (!buf) {
-      this._logPre.textContent = this._logs.size ? '' : 'No logs yet.';
-      return;
-    }
-    const query = this._logSearch.value;
-    const lines = buf.lines;
-    if (query) {
-      const hits = searchLines(lines, query);
-      const re = new RegExp(query.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi');
-      this._logPre.innerHTML = hits
-        .map(i => escapeHtml(lines[i]).replace(re, m => `<mark>${m}</mark>`))
-        .join('\n');
-      this._logCount.textContent = `${hits.length} of ${lines.length} lines match`;
-    } else {
-      const head = buf.dropped ? `… ${buf.dropped} earlier lines: download the log for them\n` : '';
-      this._logPre.textContent = head + lines.join('\n') + (lines.length ? '\n' : '');
-      this._updateLogCount();
-    }
-    if (reset || this._follow.checked) {
-      this._scrollLog();
-    }
-  }
-
-  private _updateLogCount(): void {
-    const buf = this._logs.get(this._logSelect.value);
-    this._logCount.textContent = buf ? `${buf.lines.length + buf.dropped} lines` : '';
-  }
-
-  private _scrollLog(): void {
-    if (this._follow.checked) {
-      this._autoScrolling = true;
-      this._logPre.scrollTop = this._logPre.scrollHeight;
-      window.requestAnimationFrame(() => (this._autoScrolling = false));
-    }
-  }
-
-  private _scheduleMetrics(): void {
-    if (this._metricsTimer === null) {
-      this._metricsTimer = window.setTimeout(() => {
-        this._metricsTimer = null;
-        if (this._tab === 'metrics') {
-          this._renderMetrics();
-        }
-        this._renderHeader();
-      }, 300);
-    }
-  }
-
-  private _renderMetrics(): void {
-    const latest = this._metrics.latest();
-    this._metricsTable.replaceChildren(
-      h('tr', {}, h('th', {}, 'Metric'), h('th', {}, 'Latest'), h('th', {}, 'Step')),
-      ...latest.map(m => h('tr', { 'data-metric': m.name }, h('td', {}, m.name), h('td', {}, formatValue(m.value)), h('td', {}, m.step === null ? '' : String(m.step))))
-    );
-    this._metricsTable.hidden = latest.length === 0;
-    const names = this._metrics.chartable;
-    if (!names.length) {
-      this._charts.replaceChildren(h('p', { class: 'jp-train-message' },
-        latest.length ? 'Charts appear when a metric has two or more numeric points.' : 'No metrics logged yet. Log them with Run.get_context().log(name, value).'));
-      return;
-    }
-    this._charts.replaceChildren(
-      ...names.map(name => {
-        const ranks = this._metrics.ranks(name);
-        return renderChart(ranks.map(r => this._metrics.series(name, r, ranks.length > 1 ? `rank ${r}` : name)), { title: name, xLabel: 'step' });
-      })
-    );
   }
 
   private async _loadOutputs(): Promise<void> {
@@ -497,7 +322,7 @@ export class RunView extends Widget {
       h('h2', { class: 'jp-train-runview-title' }, run.tags?.display_name || run.id),
       statusBadge(run.status),
       h('span', { class: 'jp-train-meta' }, `${run.experiment} · ${run.compute_target ?? ''} · ${formatDuration(runDuration(run, now))}`),
-      primary ? h('span', { class: 'jp-train-meta', testid: 'jp-train-primary-metric' }, `${primary.name} ${formatValue(this._metrics.latest().find(m => m.name === primary.name)?.value ?? primary.value)}`) : null,
+      primary ? h('span', { class: 'jp-train-meta', testid: 'jp-train-primary-metric' }, `${primary.name} ${formatValue(this._metrics.history.latest().find(m => m.name === primary.name)?.value ?? primary.value)}`) : null,
       run.queue_position ? h('span', { class: 'jp-train-meta' }, `#${run.queue_position} in the queue`) : null,
       run.error ? h('div', { class: 'jp-train-message jp-train-message-error', role: 'alert' }, run.error) : null
     );
@@ -555,12 +380,8 @@ export class RunView extends Widget {
   private _closed = false;
   private _socket: WebSocket | null = null;
   private _ticker = 0;
-  private _metrics = new MetricHistory();
-  private _metricsTimer: number | null = null;
-  private _metricsReload: number | null = null;
-  private _metricsLoadedAt = 0;
-  private _logs = new Map<string, LogBuffer>();
-  private _autoScrolling = false;
+  private _logs: RunLogs;
+  private _metrics: RunMetrics;
   private _header: HTMLDivElement;
   private _actions: HTMLDivElement;
   private _cancel: HTMLButtonElement;
@@ -568,12 +389,5 @@ export class RunView extends Widget {
   private _register: HTMLButtonElement;
   private _tabButtons = new Map<RunTab, HTMLButtonElement>();
   private _panels = new Map<RunTab, HTMLElement>();
-  private _logSelect: HTMLSelectElement;
-  private _logSearch: HTMLInputElement;
-  private _follow: HTMLInputElement;
-  private _logCount: HTMLSpanElement;
-  private _logPre: HTMLPreElement;
-  private _metricsTable: HTMLTableElement;
-  private _charts: HTMLDivElement;
   private _outputs: HTMLDivElement;
 }

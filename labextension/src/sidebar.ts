@@ -15,22 +15,19 @@ import { Widget } from '@lumino/widgets';
 
 import { ICompute, IEnvironment, IModel, IRayStatus } from './api';
 import { ITrainContext, notifyError } from './context';
-import { button, formatTime, h, statusBadge } from './dom';
+import { isTerminal } from './contract';
+import { button, h, statusBadge } from './dom';
+import { formatDuration, formatResources, formatTime, formatValue, raySummary } from './format';
 import { trainIcon } from './icons';
 import {
   experimentNames,
-  formatDuration,
-  formatResources,
-  formatValue,
   groupByExperiment,
   IRun,
   IRunFilter,
-  isTerminal,
-  raySummary,
   runDuration,
   STATUS_GROUPS,
   StatusGroup
-} from './model';
+} from './runs';
 
 export const SIDEBAR_ID = 'jupyter-train-sidebar';
 

@@ -1,1 +1,5 @@
-import './base.css';
+import './sidebar.css';
+import './status.css';
+import './resources.css';
+import './runview.css';
+import './charts.css';
