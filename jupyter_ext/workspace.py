@@ -11,10 +11,11 @@ import json
 import os
 from pathlib import Path
 
+from . import contract
 from .errors import WorkspaceLocked
 
 DEFAULT_DIR = os.path.join("~", ".jupyter-train", "workspace")
-ENV_VAR = "JUPYTER_TRAIN_WORKSPACE"
+ENV_VAR = contract.ENV_WORKSPACE
 
 
 def default_workspace_dir() -> str:
@@ -69,7 +70,7 @@ class WorkspaceDir:
             raise WorkspaceLocked(
                 f"The workspace {self.path} is owned by another server (pid {owner.get('pid')}, "
                 f"{owner.get('url')}). Use that server, stop it, or give this one another "
-                "workspace (c.TrainApp.workspace_dir or JUPYTER_TRAIN_WORKSPACE).",
+                f"workspace (c.TrainApp.workspace_dir or {ENV_VAR}).",
                 owner={k: v for k, v in owner.items() if k != "token"}) from None
         self._lock_fd = fd
         self.publish(info)

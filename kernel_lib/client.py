@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from jupyter_ext.contract import ENV_TOKEN, ENV_URL
 from jupyter_ext.workspace import WorkspaceDir
 
 START_TIMEOUT_S = 60
@@ -48,9 +49,9 @@ class TrainClient:
 
     # -- discovery ------------------------------------------------------------------------
     def discover(self) -> None:
-        env_url = os.environ.get("JUPYTER_TRAIN_URL")
+        env_url = os.environ.get(ENV_URL)
         if env_url:
-            self.url, self.token = env_url, os.environ.get("JUPYTER_TRAIN_TOKEN", "")
+            self.url, self.token = env_url, os.environ.get(ENV_TOKEN, "")
             self._fixed = True
             return
         info = self.ws.read_server_info()

@@ -14,6 +14,8 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
+from jupyter_ext.contract import TERMINAL_STATES
+
 from .client import TrainError
 
 TRAIN_USAGE = ("%%train [--experiment NAME] [--compute TARGET] [--environment NAME[:VERSION]] "
@@ -197,7 +199,7 @@ class TrainMagics(Magics):
         run = self._call(lambda: self._workspace(a.workspace).get_run(a.run_id))
         self._call(run.cancel)
         deadline = time.monotonic() + 10
-        while run.get_status() not in ("Completed", "Failed", "Canceled") and time.monotonic() < deadline:
+        while run.get_status() not in TERMINAL_STATES and time.monotonic() < deadline:
             time.sleep(0.2)
         print(f"{run.id}: {run.status}")
 

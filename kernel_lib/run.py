@@ -7,9 +7,11 @@ import sys
 import time
 from urllib.parse import quote
 
+from jupyter_ext import contract
+
 from .client import TrainError
 
-TERMINAL = ("Completed", "Failed", "Canceled")
+TERMINAL = (contract.COMPLETED, contract.FAILED, contract.CANCELED)
 METRICS_PAGE = 100_000  # points a request (the server's largest page)
 
 
@@ -92,7 +94,7 @@ class Run:
         self.refresh()
         if show_output:
             self._print_summary()
-        if self.status == "Failed" and raise_on_error:
+        if self.status == contract.FAILED and raise_on_error:
             raise RunFailed(f"Run {self.id} failed: {self.error}", "run_failed")
         return self.get_details()
 

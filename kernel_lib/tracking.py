@@ -4,7 +4,8 @@ Standard library only, so that it imports in any job environment in a millisecon
 run (the supervisor sets ``JUPYTER_TRAIN_METRICS_DIR``) each call appends a tuple to an
 in-memory buffer; a daemon thread writes the buffer to this rank's JSON-lines file every
 ``JUPYTER_TRAIN_FLUSH_S`` seconds (default 0.05) and at exit. No network, no serialization and
-no file I/O happen on the training thread. The server tails the file.
+no file I/O happen on the training thread. The server tails the file. The record format and
+its limits are jupyter_ext.contract's (stdlib-only too; launcher.payload ships it with this).
 
 Outside a run, ``Run.get_context()`` returns an offline run that prints what it is given and
 keeps going, so the same script runs under plain ``python``.
@@ -20,10 +21,12 @@ import sys
 import threading
 import time
 
+from jupyter_ext.contract import (ENV_EXPERIMENT, ENV_FLUSH_S, ENV_METRICS_DIR, ENV_RUN_ID, KIND,
+                                  MAX_NAME, MAX_TEXT, METRIC, NAME, NONFINITE, STEP, TAG, TIME, VALUE,
+                                  metrics_file_name)
+
 __all__ = ["Run", "MAX_TEXT", "MAX_NAME"]
 
-MAX_NAME = 255
-MAX_TEXT = 4096
 _NUMBER_TYPES = (int, float)
 _now = time.time
 
@@ -51,7 +54,7 @@ def _coerce(name, value):
                              f"{MAX_TEXT}-character limit; write long text to ./outputs instead")
         return value
     raise ValueError(f"metric {name!r}: a {type(value).__name__} is not a number or text; "
-                     "log a number (or a string of at most 4096 characters)")
+                     f"log a number (or a string of at most {MAX_TEXT} characters)")
 
 
 class _Writer:
@@ -101,11 +104,14 @@ class _Writer:
 
 
 _names: dict[str, str] = {}  # metric name -> its JSON string (names repeat every step)
+# The text around the fields of a point record, from the contract's keys: '{"k":"m","n":' ...
+_HEAD = f'{{"{KIND}":"{METRIC}","{NAME}":'
+_AT_V, _AT_S, _AT_T = f',"{VALUE}":', f',"{STEP}":', f',"{TIME}":'
 
 
 def _encode(rec: tuple) -> str:
     if rec[0] == "t":
-        return json.dumps({"k": "t", "n": rec[1], "v": rec[2]}, separators=(",", ":"))
+        return json.dumps({KIND: TAG, NAME: rec[1], VALUE: rec[2]}, separators=(",", ":"))
     v, step, t = rec[2], rec[3], rec[4]
     # The common record (a finite float or an int, an int step) without json.dumps: the same
     # text it would write (repr of a finite float is its JSON), in a fraction of the time.
@@ -113,12 +119,12 @@ def _encode(rec: tuple) -> str:
         name = _names.get(rec[1])
         if name is None:
             name = _names[rec[1]] = json.dumps(rec[1])
-        return f'{{"k":"m","n":{name},"v":{v!r},"s":{step},"t":{t!r}}}'
-    d = {"k": "m", "n": rec[1], "v": v, "s": step, "t": t}
+        return f"{_HEAD}{name}{_AT_V}{v!r}{_AT_S}{step}{_AT_T}{t!r}}}"
+    d = {KIND: METRIC, NAME: rec[1], VALUE: v, STEP: step, TIME: t}
     try:
         return json.dumps(d, allow_nan=False, separators=(",", ":"))
     except ValueError:  # NaN / inf: keep the point, as text, so the history is honest
-        d["v"], d["nonfinite"] = repr(rec[2]), True
+        d[VALUE], d[NONFINITE] = repr(rec[2]), True
         return json.dumps(d, separators=(",", ":"))
 
 
@@ -130,13 +136,13 @@ class Run:
     def __init__(self, run_id: str | None, metrics_dir: str | None, rank: int = 0):
         self.id = run_id or "offline"
         self.rank = rank
-        self.experiment_name = os.environ.get("JUPYTER_TRAIN_EXPERIMENT", "")
+        self.experiment_name = os.environ.get(ENV_EXPERIMENT, "")
         self._steps: dict[str, int] = {}
         self._writer = None
         if metrics_dir:
             os.makedirs(metrics_dir, exist_ok=True)
-            interval = float(os.environ.get("JUPYTER_TRAIN_FLUSH_S", "0.05"))
-            self._writer = _Writer(os.path.join(metrics_dir, f"rank_{rank}.jsonl"), interval)
+            interval = float(os.environ.get(ENV_FLUSH_S, "0.05"))
+            self._writer = _Writer(os.path.join(metrics_dir, metrics_file_name(rank)), interval)
         # Where a record goes: the writer's deque (no lock, no I/O) or, offline, the console.
         self._append = self._writer.queue.append if self._writer else self._print_offline
 
@@ -145,8 +151,7 @@ class Run:
         """The run this process belongs to, or an offline run that prints."""
         if cls._context is None:
             rank = int(os.environ.get("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")) or 0)
-            cls._context = cls(os.environ.get("JUPYTER_TRAIN_RUN_ID"),
-                               os.environ.get("JUPYTER_TRAIN_METRICS_DIR"), rank)
+            cls._context = cls(os.environ.get(ENV_RUN_ID), os.environ.get(ENV_METRICS_DIR), rank)
         return cls._context
 
     @property

@@ -5,7 +5,8 @@ installer output, line by line, into the prepare log of every run waiting for it
 run asking for a key that is being built waits for that build instead of starting another.
 A failed build leaves nothing behind and fails the waiting runs with the installer's last
 lines. Every environment can import ``kernel_lib.tracking`` and the launcher's rank entry
-point through a .pth file pointing at a small copy of those stdlib-only modules.
+point through a .pth file pointing at a small copy of those stdlib-only modules (the shim:
+launcher.payload declares what it holds, and the cache's owner hands it in: ``shim_files``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from .spec import EnvironmentSpec
 
 READY = "ready.json"
-SHIM_FILES = ["kernel_lib/__init__.py", "kernel_lib/tracking.py", "jupyter_ext/__init__.py",
-              "jupyter_ext/launcher/__init__.py", "jupyter_ext/launcher/rank_entry.py"]
 TAIL_LINES = 15
 
 
@@ -56,8 +56,9 @@ class _Build:
 
 
 class EnvCache:
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, shim_files: Callable[[], list[tuple[str, str]]] | None = None):
         self.root = Path(root)
+        self.shim_files = shim_files  # (source, path in the shim) of the in-job code; None: no builds
         self.envs = self.root / "envs"
         self.envs.mkdir(parents=True, exist_ok=True)
         self._builds: dict[str, _Build] = {}
@@ -180,12 +181,14 @@ class EnvCache:
 
     def _link_shim(self, py: str) -> None:
         """Make kernel_lib.tracking and the rank entry point importable in the environment."""
+        if self.shim_files is None:
+            raise BuildFailed("This environment cache was opened without the in-job code (shim_files); "
+                              "environments are built by the server.")
         shim = self.root / "shim"
-        src_root = Path(__file__).resolve().parents[2]
-        for rel in SHIM_FILES:
+        for src, rel in self.shim_files():
             target = shim / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src_root / rel, target)
+            shutil.copyfile(src, target)
         site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                               capture_output=True, text=True, check=True).stdout.strip()
         Path(site, "jupyter_train_shim.pth").write_text(str(shim) + "\n")

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from ..launcher.spec import RunState
+from .. import contract
 from ..store import SQLiteStore
 from ..workspace import WorkspaceDir, default_workspace_dir
 from .builder import EnvCache
@@ -22,7 +22,7 @@ def in_use(ws: WorkspaceDir) -> set[str]:
         keys = set()
         for run in store.list_runs(limit=10**9, active_only=True):
             key = (run["properties"].get("environment") or {}).get("key")
-            if key and not RunState(run["status"]).is_terminal():
+            if key and not contract.is_terminal(run["status"]):
                 keys.add(key)
         return keys
     finally:

@@ -10,6 +10,8 @@ import signal
 import sys
 import time
 
+from .. import contract
+
 
 def start_time(pid: int) -> int | None:
     """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone.
@@ -99,7 +101,7 @@ def _environ_run_dir(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             for item in f.read().split(b"\0"):
-                if item.startswith(b"JUPYTER_TRAIN_RUN_DIR="):
+                if item.startswith(RUN_DIR_VAR):
                     return item.split(b"=", 1)[1].decode()
     except OSError:
         return None
@@ -109,7 +111,7 @@ def _environ_run_dir(pid: int) -> str | None:
 # -- the run's process boundary ------------------------------------------------------------------
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 KILL_ROUNDS_S = 5.0  # SIGKILL rounds stop after this long (a fork bomb), reported as survivors
-RUN_DIR_VAR = b"JUPYTER_TRAIN_RUN_DIR="
+RUN_DIR_VAR = (contract.ENV_RUN_DIR + "=").encode()
 
 
 def become_subreaper() -> bool:

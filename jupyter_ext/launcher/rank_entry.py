@@ -17,13 +17,16 @@ import sys
 import time
 import traceback
 
+from .. import contract
+from . import payload
+
 
 def complete_env(env=os.environ) -> int:
     """Fill in the variables a DDP or Azure ML script expects; returns the global rank."""
     if "OMPI_COMM_WORLD_RANK" in env and "RANK" not in env:  # under mpirun
         rank = int(env["OMPI_COMM_WORLD_RANK"])
         world = int(env["OMPI_COMM_WORLD_SIZE"])
-        per_node = int(env.get("JUPYTER_TRAIN_PROCS_PER_NODE") or env.get("OMPI_COMM_WORLD_LOCAL_SIZE", world))
+        per_node = int(env.get(contract.ENV_PROCS_PER_NODE) or env.get("OMPI_COMM_WORLD_LOCAL_SIZE", world))
         env.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank % per_node),
                     "LOCAL_WORLD_SIZE": str(per_node), "NODE_RANK": str(rank // per_node)})
         env.setdefault("MASTER_ADDR", "127.0.0.1")
@@ -35,7 +38,7 @@ def complete_env(env=os.environ) -> int:
     if "MASTER_ADDR" in env and "MASTER_PORT" in env:
         env.setdefault("AZ_BATCHAI_PYTORCH_INIT_METHOD", f"tcp://{env['MASTER_ADDR']}:{env['MASTER_PORT']}")
     env.setdefault("AZ_BATCHAI_TASK_INDEX", env["NODE_RANK"])
-    gpus = env.get("JUPYTER_TRAIN_NODE_GPUS")  # "0,1;2,3": the GPUs of each node, for mpirun
+    gpus = env.get(contract.ENV_NODE_GPUS)  # "0,1;2,3": the GPUs of each node, for mpirun
     if gpus:
         per_node = gpus.split(";")
         env["CUDA_VISIBLE_DEVICES"] = per_node[int(env["NODE_RANK"]) % len(per_node)]
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
         print("usage: python -m jupyter_ext.launcher.rank_entry SCRIPT [ARGS...]", file=sys.stderr)
         return 2
     rank = complete_env()
-    run_dir = os.environ.get("JUPYTER_TRAIN_RUN_DIR")
+    run_dir = os.environ.get(contract.ENV_RUN_DIR)
     if run_dir:
         fd = os.open(os.path.join(run_dir, "logs", f"rank_{rank}.txt"),
                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -94,12 +97,8 @@ def azureml_compat() -> None:
             return
     except (ImportError, ValueError):
         pass
-    try:
-        import kernel_lib
-    except ImportError:
-        return  # no kernel_lib in this environment: no tracking to back the module with
-    compat = os.path.join(os.path.dirname(kernel_lib.__file__), "compat")
-    if os.path.isdir(compat) and compat not in sys.path:
+    compat = payload.compat_dir()  # None: no kernel_lib here, no tracking to back the module with
+    if compat and compat not in sys.path:
         sys.path.append(compat)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), compat) if p)
         # a namespace package computed before the append would not see the new portion

@@ -8,10 +8,12 @@ import math
 import os
 import re
 
+from ..contract import (KIND, MAX_INT, MAX_LINE_BYTES, MAX_NAME, MAX_TEXT, METRIC, NAME, NONFINITE,
+                        STEP, TAG, TIME, VALUE)
 
 MAX_BATCH_BYTES = 1 << 20
-METRIC_BATCH_BYTES = 1 << 20  # one transaction's worth; the tailer reads many back to back
-MAX_TEXT = 4096
+# one transaction's worth (the tailer reads many back to back); a longer line is cut
+METRIC_BATCH_BYTES = MAX_LINE_BYTES
 
 
 def read_complete_lines(path, offset: int, max_bytes: int = MAX_BATCH_BYTES,
@@ -73,7 +75,7 @@ def read_metric_batch(path, offset: int, max_bytes: int = METRIC_BATCH_BYTES,
 
 
 _scan = json.scanner.make_scanner(json.JSONDecoder())
-INT64 = 2**63 - 1
+INT64 = MAX_INT
 MAX_PROBLEMS = 20  # problems a batch keeps the text of (a flood of garbage is counted, not kept)
 
 
@@ -141,10 +143,10 @@ def _plain_point(rec) -> tuple | None:
     """The row of a record in the five fields kernel_lib.tracking writes for a finite number
     (checked in place: the fast path), else None (the full check decides)."""
     try:
-        if rec["k"] == "m" and len(rec) == 5:
-            name, v, s, t = rec["n"], rec["v"], rec["s"], rec["t"]
+        if rec[KIND] == METRIC and len(rec) == 5:
+            name, v, s, t = rec[NAME], rec[VALUE], rec[STEP], rec[TIME]
             tv = type(v)
-            if type(name) is str and 0 < len(name) <= 255 and (
+            if type(name) is str and 0 < len(name) <= MAX_NAME and (
                     (tv is float and v - v == 0.0) or (tv is int and -INT64 <= v <= INT64)) and (
                     (type(t) is float and t - t == 0.0) or t is None) and (
                     (type(s) is int and -INT64 <= s <= INT64) or s is None):
@@ -198,30 +200,30 @@ def _parse_record(rec, rows: list, tags: dict, problems: list, line: str | None)
     """One decoded record, checked field by field (the slow path); ``line``: its text, for the
     message (None: the record shown again as JSON)."""
     try:
-        kind, name = rec["k"], rec["n"]
+        kind, name = rec[KIND], rec[NAME]
     except (KeyError, TypeError, IndexError):
         shown = line if line is not None else json.dumps(rec)
         problems.append(f"unreadable metric line skipped: {shown[:120]!r}")
         return
-    if kind == "t":
-        tags[str(name)[:255]] = str(rec.get("v", ""))[:MAX_TEXT]
+    if kind == TAG:
+        tags[str(name)[:MAX_NAME]] = str(rec.get(VALUE, ""))[:MAX_TEXT]
         return
-    if not isinstance(name, str) or not name or len(name) > 255:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME:
         problems.append(f"metric with an invalid name skipped: {str(name)[:80]!r}")
         return
     value, text = _value_of(name, rec, problems)
     if value is None and text is None:
         return
-    step = rec.get("s")
+    step = rec.get(STEP)
     step = step if isinstance(step, int) and not isinstance(step, bool) and -INT64 <= step <= INT64 else None
-    rows.append((name, step, value, text, _timestamp(rec.get("t"))))
+    rows.append((name, step, value, text, _timestamp(rec.get(TIME))))
 
 
 def _value_of(name: str, rec: dict, problems: list) -> tuple[float | int | None, str | None]:
-    value = rec.get("v")
+    value = rec.get(VALUE)
     if isinstance(value, bool):
         value = int(value)
-    if isinstance(value, (int, float)) and not rec.get("nonfinite"):
+    if isinstance(value, (int, float)) and not rec.get(NONFINITE):
         try:
             value = float(value) if isinstance(value, int) and abs(value) > INT64 else value
         except OverflowError:

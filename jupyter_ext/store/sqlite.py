@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Iterable
 
-from ..launcher.spec import RunState
+from .. import contract
 from .metrics import MetricsMixin
 
 SCHEMA = """
@@ -113,7 +113,7 @@ class SQLiteStore(MetricsMixin):
             args.append(status)
         if active_only:
             sql += f" AND status NOT IN ({','.join('?' * 3)})"
-            args += [s.value for s in RunState if s.is_terminal()]
+            args += sorted(contract.TERMINAL_STATES)
         sql += " ORDER BY created_at DESC LIMIT ?"
         args.append(limit)
         with self._lock:
@@ -269,22 +269,22 @@ class _Tx:
 def _fold_event(run: dict, ev: dict) -> None:
     state = ev["state"]
     run["phases"].append({"state": state, "ts": ev["ts"], "message": ev.get("message", "")})
-    if RunState(run["status"]).is_terminal():
+    if contract.is_terminal(run["status"]):
         return  # a late event (e.g. a second cancel) never reopens a finished run
-    if state == RunState.CANCEL_REQUESTED.value:
+    if state == contract.CANCEL_REQUESTED:
         run["properties"]["cancel_requested_at"] = ev["ts"]
         run["status"] = state
         return
-    if state == RunState.RUNNING.value:
+    if state == contract.RUNNING:
         run["started_at"] = ev["ts"]
-    if state in {s.value for s in RunState if s.is_terminal()}:
+    if state in contract.TERMINAL_STATES:
         run["ended_at"] = ev["ts"]
-        if state == RunState.FAILED.value:
+        if state == contract.FAILED:
             run["error"] = ev.get("message", "The run failed.")
         for key in ("exit_codes", "failed_rank"):
             if key in ev:
                 run["properties"][key] = ev[key]
-    if run["status"] == RunState.CANCEL_REQUESTED.value and not RunState(state).is_terminal():
+    if run["status"] == contract.CANCEL_REQUESTED and not contract.is_terminal(state):
         return  # stay CancelRequested until the run actually stops
     run["status"] = state
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from jupyter_ext.contract import RUNNING
 from kernel_lib.tracking import Run as _TrackingRun
 
 
@@ -140,7 +141,7 @@ class Run:
         self._run.flush()
 
     def get_status(self) -> str:
-        return "Running"
+        return RUNNING
 
     def __getattr__(self, name):
         if name.startswith("_"):
