@@ -4,7 +4,7 @@ Kept import-light on purpose: the per-run supervisor imports ``jupyter_ext.launc
 start fast, so nothing from jupyter_server or tornado is imported at package level.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 
 def _jupyter_server_extension_points():

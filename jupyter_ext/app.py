@@ -2,7 +2,7 @@
 
 Configuration (traitlets), e.g. in jupyter_server_config.py::
 
-    c.TrainApp.workspace_dir = "/data/train-workspace"   # or JUPYTER_TRAIN_WORKSPACE
+    c.TrainApp.workspace_dir = "/data/train-workspace"   # or the environment variable in contract.ENV_WORKSPACE
     c.TrainApp.snapshot_max_mb = 300
     c.TrainApp.snapshot_max_files = 2000
     c.TrainApp.poll_interval = 1.0   # the tailer's fallback poll; file events wake it at once
@@ -16,7 +16,8 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Integer, Unicode, default
 
-from . import __version__
+from ._version import __version__
+from . import contract
 from .errors import WorkspaceLocked
 from .handlers import handlers
 from .workspace import WorkspaceDir, default_workspace_dir
@@ -30,7 +31,7 @@ class TrainApp(ExtensionApp):
     load_other_extensions = False  # `jupyter train` serves only this; under JupyterLab, all load
 
     workspace_dir = Unicode(config=True, help="Directory holding the database, runs, snapshots "
-                            "and models. Default: $JUPYTER_TRAIN_WORKSPACE or ~/.jupyter-train/workspace.")
+                            f"and models. Default: ${contract.ENV_WORKSPACE} or ~/.jupyter-train/workspace.")
     snapshot_max_mb = Float(300.0, config=True, help="Largest source snapshot, in MB.")
     snapshot_max_files = Integer(2000, config=True, help="Most files in a source snapshot.")
     poll_interval = Float(1.0, config=True, help="Seconds between the run tailer's fallback passes "
@@ -84,6 +85,9 @@ class TrainApp(ExtensionApp):
 
     async def stop_extension(self):
         if self.manager is not None:
+            from .handlers.ws import TrainWebSocket
+
+            TrainWebSocket.close_all(self.manager)  # 1001 to every open socket, before the tailer stops
             await self.manager.stop()
             self.workspace.release()
 

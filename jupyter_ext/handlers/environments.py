@@ -13,12 +13,12 @@ class EnvironmentsHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self):
-        self.send_json({"environments": self.manager.list_environments()})
+        self.send_json({"environments": self.manager.environments.list()})
 
     @web.authenticated
     @authorized
     def post(self):
-        self.send_json(self.manager.register_environment(self.json_body()), status=201)
+        self.send_json(self.manager.environments.register(self.json_body()), status=201)
 
 
 class EnvironmentHandler(TrainHandler):
@@ -26,4 +26,4 @@ class EnvironmentHandler(TrainHandler):
     @authorized
     def get(self, name):
         version = self.get_query_argument("version", None)
-        self.send_json(self.manager.get_environment(name, bad_version(version) if version else None))
+        self.send_json(self.manager.environments.get(name, bad_version(version) if version else None))

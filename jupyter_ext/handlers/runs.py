@@ -11,6 +11,7 @@ from urllib.parse import quote
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..contract import TERMINAL_STATES
 from ..errors import InvalidRequest
 from ..runs import SubmitRequest
 from ..runs.history import read_log_chunk
@@ -23,7 +24,7 @@ class InfoHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self):
-        from .. import __version__
+        from .._version import __version__
 
         self.send_json({"version": __version__, "workspace": str(self.manager.ws.path),
                         "pid": os.getpid(), "contents_path": self._contents_path()})
@@ -99,7 +100,7 @@ class LogHandler(TrainHandler):
     def get(self, run_id, name):
         offset = self.int_arg("offset", 0)
         limit = min(self.int_arg("limit", 256 * 1024, 1), MAX_LOG_CHUNK)
-        final = self.manager.get_run(run_id)["status"] in ("Completed", "Failed", "Canceled")
+        final = self.manager.get_run(run_id)["status"] in TERMINAL_STATES
         with self.manager.open_log(run_id, name) as f:
             data, next_offset, size = read_log_chunk(f, offset, limit, final)
         self.send_json({"name": name, "offset": offset, "next_offset": next_offset, "size": size,
@@ -184,24 +185,24 @@ class ComputeHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self):
-        self.send_json({"computes": self.manager.compute_targets()})
+        self.send_json({"computes": self.manager.computes.describe_all()})
 
     @web.authenticated
     @authorized
     def post(self):
-        self.send_json(self.manager.create_compute(self.json_body()), status=201)
+        self.send_json(self.manager.computes.create(self.json_body()), status=201)
 
 
 class OneComputeHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self, name):
-        self.send_json(self.manager.get_compute(name))
+        self.send_json(self.manager.computes.describe(name))
 
     @web.authenticated
     @authorized
     def delete(self, name):
-        self.manager.delete_compute(name)
+        self.manager.computes.delete(name)
         self.set_status(204)
         self.finish()
 

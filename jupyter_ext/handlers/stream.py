@@ -13,19 +13,15 @@ has finished and everything has been sent.
 from __future__ import annotations
 
 import asyncio
-import json
 
-from jupyter_core.utils import ensure_async
-from jupyter_server.auth.decorator import ws_authenticated
-from jupyter_server.base.handlers import JupyterHandler
-from tornado import web, websocket
+from tornado import web
 
+from ..contract import TERMINAL_STATES
 from ..errors import InvalidRequest, TrainError
-from ..launcher.spec import TERMINAL_STATES
 from ..runs import history
 from ..runs.history import read_log_chunk
-from .base import AUTH_RESOURCE
-from .validate import ContractChecked
+from .stream_logs import StreamLogs
+from .ws import TrainWebSocket
 
 LOG_CHUNK = 256 * 1024
 METRICS_PAGE = 5000  # points a message
@@ -43,98 +39,69 @@ def parse_offsets(raw: str) -> dict[str, int]:
     return offsets
 
 
-class RunStreamHandler(ContractChecked, JupyterHandler, websocket.WebSocketHandler):
-    auth_resource = AUTH_RESOURCE
-
-    async def pre_get(self):
-        allowed = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "read",
-                                                                   AUTH_RESOURCE))
-        if not allowed:
-            raise web.HTTPError(403)
-
-    @ws_authenticated
-    async def get(self, run_id):
-        await self.pre_get()
-        manager = self.settings.get("train_manager")
-        if manager is None:
-            raise web.HTTPError(503, "jupyter-train is not available on this server")
+class RunStreamHandler(TrainWebSocket):
+    def check_query(self, run_id):
         try:
-            manager.get_run(run_id)
+            self.manager.get_run(run_id)
             self.offsets = parse_offsets(self.get_query_argument("logs", ""))
             self.cursor = int(self.get_query_argument("cursor", "0") or 0)
             self.want_metrics = _flag(self.get_query_argument("metrics", "1"), "metrics")
             self.want_output = _flag(self.get_query_argument("output", "1"), "output")
         except (TrainError, ValueError) as exc:
             raise web.HTTPError(404 if getattr(exc, "status", 400) == 404 else 400, str(exc)) from None
-        manager.ensure_started()
-        self.manager = manager
-        await super().get(run_id=run_id)
 
     def open(self, run_id):
         self.run_id = run_id
-        self.wake = self.manager.tailer.subscribe(run_id)
-        self.pump_task = asyncio.ensure_future(self.pump())
+        self.logs = StreamLogs(self.manager.run_dir(run_id), run_id)
+        super().open(run_id)
 
-    def on_close(self):
+    def subscribe(self):
+        return self.manager.tailer.subscribe(self.run_id)
+
+    def unsubscribe(self):
         self.manager.tailer.unsubscribe(self.run_id, self.wake)
-        task = getattr(self, "pump_task", None)
-        if task:
-            task.cancel()
-
-    def on_message(self, message):
-        pass  # the stream is one-way; clients reconnect with offsets to resume
-
-    async def send(self, msg: dict) -> None:
-        await self.write_message(json.dumps(msg, allow_nan=False))
 
     async def pump(self):
         """Logs and metrics as they come; a final status only once everything before it has
         been ingested and sent, so a client that sees Completed already has the last points."""
         last = None
-        try:
-            while True:
-                self.wake.clear()
-                # read before the logs and metrics: if the tailer was done then, they are complete
-                caught_up = self.run_id not in self.manager.tailer.active
-                run = self.manager.get_run(self.run_id)
-                terminal = run["status"] in TERMINAL_STATES
-                sig = (run["status"], len(run["phases"]))
-                sent = False
-                if sig != last and not terminal:  # a new phase: before the lines written in it
-                    last, sent = sig, True
-                    await self.send({"type": "status", "run": run})
-                if self.want_output:
-                    sent |= await self.send_logs(terminal)
-                if self.want_metrics:
-                    sent |= await self.send_metrics()
-                if sig != last and terminal and caught_up:  # the end: after everything before it
-                    last, sent = sig, True
-                    await self.send({"type": "status", "run": run})
-                if terminal and caught_up and not sent:
-                    await self.send({"type": "end", "status": run["status"]})
-                    self.close()
-                    return
-                if not sent:
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), 0.05 if terminal else IDLE_RECHECK_S)
-                    except asyncio.TimeoutError:
-                        pass
-        except (websocket.WebSocketClosedError, asyncio.CancelledError):
-            return
+        while True:
+            self.wake.clear()
+            # read before the logs and metrics: if the tailer was done then, they are complete
+            caught_up = self.run_id not in self.manager.tailer.active
+            run = self.manager.get_run(self.run_id)
+            terminal = run["status"] in TERMINAL_STATES
+            sig = (run["status"], len(run["phases"]))
+            sent = False
+            if sig != last and not terminal:  # a new phase: before the lines written in it
+                last, sent = sig, True
+                await self.send({"type": "status", "run": run})
+            if self.want_output:
+                sent |= await self.send_logs(terminal)
+            if self.want_metrics:
+                sent |= await self.send_metrics()
+            if sig != last and terminal and caught_up:  # the end: after everything before it
+                last, sent = sig, True
+                await self.send({"type": "status", "run": run})
+            if terminal and caught_up and not sent:
+                await self.send({"type": "end", "status": run["status"]})
+                self.close()
+                return
+            if not sent:
+                await self.wait_for_wake(0.05 if terminal else IDLE_RECHECK_S)
 
     async def send_logs(self, final: bool) -> bool:
         """New whole lines of every ``*.txt`` log, at most LOG_CHUNK bytes a log a pass, read
-        under the containment rule (paths.Tree: a link out of the run is never read)."""
-        rd = self.manager.run_dir(self.run_id)
-        sent = False
-        try:
-            listing = history.log_listing(rd, self.run_id)["logs"]
-        except TrainError:  # the run's folder is gone or was replaced by a link: nothing to send
+        under the containment rule (paths.Tree: a link out of the run is never read). ``logs/``
+        is listed again only when it changed (stream_logs.StreamLogs)."""
+        sizes = self.logs.sizes(final)
+        if sizes is None:  # the run's folder is gone or was replaced by a link: nothing to send
             return False
-        for entry in listing:
-            name = entry["name"]
+        rd = self.logs.rd
+        sent = False
+        for name, size in sizes:
             off = self.offsets.get(name, 0)
-            if not name.endswith(".txt") or entry["size"] <= off:
+            if size <= off:
                 continue
             try:
                 with history.open_log(rd, self.run_id, name) as f:

@@ -5,7 +5,12 @@ mpirun (on this host) starts its daemon on each "host" of the job through an rsh
 ``agent HOST COMMAND...`` with the same meaning as ``ssh HOST COMMAND...``: the words are one
 command line for the remote shell. Here each host is a node container of the run, and the agent
 runs that command line in it through the Docker Engine API (``docker exec``), relays its output,
-and exits with its exit code. The engine is JUPYTER_TRAIN_DOCKER_URL (else the default).
+and exits with its exit code. The engine is JUPYTER_TRAIN_DOCKER_URL (contract.ENV_DOCKER_URL),
+else DOCKER_HOST, else the local socket.
+
+mpirun runs it by its path (commands.RSH_AGENT), so that it needs only docker-py, not
+jupyter-train on the PYTHONPATH (mpirun's PYTHONPATH is the containers'): standard library and
+docker-py only.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ def main(argv=None) -> int:
     import docker
 
     host, command = argv[0], " ".join(argv[1:])
-    client = docker.DockerClient(base_url=os.environ.get("JUPYTER_TRAIN_DOCKER_URL") or None, timeout=None)
+    url = os.environ.get("JUPYTER_TRAIN_DOCKER_URL") or os.environ.get("DOCKER_HOST") or None
+    client = docker.DockerClient(base_url=url, timeout=None)
     try:
         container = client.containers.get(host)
     except docker.errors.NotFound:

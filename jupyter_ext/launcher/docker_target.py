@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from ..errors import InvalidRequest
-from .cluster_target import ClusterTarget
-from .procs import is_alive
+from . import payload
+from .commands import container_name
+from .api import EnvPlan, PrepareContext, Target
+from .host import Host
 from .rundir import RunDir
+from .slots import SlotPool
+from .spec import DistributedSpec, DockerPlacement, RunSpec
 
 LABEL = "jupyter-train"
 IMAGE_PYTHON = "python3"  # the interpreter inside an image unless the environment names one
@@ -34,17 +38,6 @@ def connect(base_url: str | None, timeout: int = 30):
     import docker
 
     return docker.DockerClient(base_url=base_url or default_base_url(), timeout=timeout)
-
-
-def package_mounts() -> dict[str, str]:
-    """Host folder -> container folder (read-only) of jupyter_ext and kernel_lib, whose parent
-    goes on the container's PYTHONPATH."""
-    import kernel_lib
-
-    import jupyter_ext
-
-    return {os.path.dirname(os.path.abspath(m.__file__)): f"{LIB}/{m.__name__}"
-            for m in (jupyter_ext, kernel_lib)}
 
 
 @dataclass
@@ -86,14 +79,23 @@ class DockerConfig:
             raise InvalidRequest("base_url must be unix://PATH, tcp://HOST:PORT or ssh://USER@HOST.")
 
 
-class DockerTarget(ClusterTarget):
+class DockerTarget(Target):
     kind = "docker"
+    config_class = DockerConfig
+    label = "a Docker target"
 
-    def __init__(self, config: DockerConfig, python: str | None = None):
+    def __init__(self, config: DockerConfig, host: Host | None = None, python: str | None = None):
+        super().__init__(config, host, python)
         self.docker = config
-        super().__init__(self.slot_config(config.name, config.max_nodes, config.created_at), gpus=[], python=python)
         self.gpus_per_node = config.gpus
         self._seen, self._seen_at = {}, -1e9
+
+    @classmethod
+    def validate_config(cls, config: DockerConfig, host: Host) -> None:
+        config.validate()
+
+    def make_slots(self) -> SlotPool:
+        return SlotPool(self.config.max_nodes, prepare_s=0)
 
     @property
     def engine(self) -> str:
@@ -110,41 +112,89 @@ class DockerTarget(ClusterTarget):
         except Exception as exc:  # docker.errors.DockerException, connection errors
             return f"The Docker engine at {self.engine} does not answer: {exc}"
 
+    def check_reachable(self) -> str | None:
+        why = self.ping()
+        return why and why + ". Start Docker, or pass the engine's base_url."
+
     def node_gpus(self, indices: list[int]) -> list[str]:
         g = self.gpus_per_node
         return [",".join(str(i * g + k) for k in range(g)) for i in indices] if g else []
 
-    def check_job(self, nodes: int, procs_per_node: int, backend: str | None) -> None:
-        if nodes > self.docker.max_nodes:
-            raise InvalidRequest(f"The job needs {nodes} containers; {self.name!r} runs at most "
-                                 f"{self.docker.max_nodes}. Use fewer nodes or a bigger max_nodes.")
-        if backend == "nccl" and not self.gpus_per_node:
-            raise InvalidRequest(f"NCCL needs GPUs and {self.name!r} gives its containers none (gpus=0). "
-                                 "Use communication_backend='Gloo', or create the target with gpus=N.")
-        why = self.ping()
+    def validate_job(self, dist: DistributedSpec | None) -> None:
+        if dist is not None:
+            self._check_job(dist)
+        why = self.ping()  # every job: a dead engine is said at submit, not after the image build
         if why:
             raise InvalidRequest(why + ". Start Docker, or check base_url.")
 
-    def container_config(self, image: str, python: str) -> dict:
+    def _check_job(self, dist: DistributedSpec) -> None:
+        if dist.nodes > self.docker.max_nodes:
+            raise InvalidRequest(f"The job needs {dist.nodes} containers; {self.name!r} runs at most "
+                                 f"{self.docker.max_nodes}. Use fewer nodes or a bigger max_nodes.")
+        if dist.backend == "nccl" and not self.gpus_per_node:
+            raise InvalidRequest(f"NCCL needs GPUs and {self.name!r} gives its containers none (gpus=0). "
+                                 "Use communication_backend='Gloo', or create the target with gpus=N.")
+
+    # -- the run's image -------------------------------------------------------------------
+    def plan_environment(self, env, python: str | None) -> EnvPlan:
+        """Every run here runs in an image: its environment's (base image or Dockerfile), or
+        the target's default ``image`` with the environment's packages installed on top."""
+        from ..environments import EnvironmentSpec
+
+        if env is None or not (env.docker_base_image or env.docker_file):
+            if not self.docker.image:
+                raise InvalidRequest(
+                    f"A run on the Docker target {self.name!r} needs an image: give it an environment with "
+                    "docker.base_image (or a Dockerfile), or create the target with image=... for runs that "
+                    "name none.")
+            base = env or EnvironmentSpec(name=f"{self.name}-default")
+            env = EnvironmentSpec(**{**base.to_dict(), "docker_base_image": self.docker.image})
+        return EnvPlan(python=env.interpreter_path or IMAGE_PYTHON, build="image", env=env, key="docker")
+
+    def prepare(self, spec: RunSpec, plan: EnvPlan, ctx: PrepareContext) -> None:
+        from ..environments import BuildFailed
+        from ..environments.images import ensure_image
+
+        where = f"the Docker engine at {self.engine}"
+        try:
+            spec.image = ensure_image(self.client(), plan.env, ctx.say, self.docker.allow_pull, None, where)
+        except BuildFailed:
+            raise
+        except Exception as exc:  # an engine that went away: the run fails, never stuck in Preparing
+            raise BuildFailed(f"{where}: {exc}") from None
+
+    def placement(self, spec: RunSpec, indices: list[int]) -> DockerPlacement:
         """What the supervisor needs to start this run's containers (stored in spec.json)."""
         shared = self.docker.shared
-        mounts = {k: v + ":ro" for k, v in package_mounts().items()} if shared else {}
+        mounts = {k: v + ":ro" for k, v in payload.mounts(LIB).items()} if shared else {}
         mounts.update(self.docker.volumes)
-        return {"base_url": self.docker.base_url, "image": image, "python": python,
-                "mounts": mounts, "network": self.docker.network, "shm_size": self.docker.shm_size,
-                "target": self.name, "pythonpath": f"{LIB}:{SITE}", "shared": shared,
-                "packages": package_mounts()}
+        return DockerPlacement(target=self.name, nodes=list(indices), node_gpus=self.node_gpus(indices),
+                               base_url=self.engine, image=spec.image or "", mounts=mounts,
+                               network=self.docker.network, shm_size=self.docker.shm_size,
+                               pythonpath=f"{LIB}:{SITE}", shared=shared)
+
+    def node_env(self, spec: RunSpec, node, rd: RunDir) -> dict[str, str]:
+        env = super().node_env(spec, node, rd)  # not laid over this host's: the image has its own
+        env["PYTHONPATH"] = ":".join(p for p in (spec.placement.pythonpath, env.get("PYTHONPATH")) if p)
+        return env
+
+    def node_where(self, spec: RunSpec, i: int) -> dict:
+        p = spec.placement
+        gpus = p.node_gpus[i] if i < len(p.node_gpus) else None
+        return {"container": container_name(spec.run_id, i), "image": p.image,
+                "mounts": dict(p.mounts), "run_dir": "bind mount at the same path" if p.shared else "a volume",
+                "network": p.network, "shm_size": p.shm_size, "engine": self.engine,
+                **({"gpus": gpus.split(",")} if gpus else {})}
 
     def describe(self) -> dict:
-        d = super().describe()
-        d.update(kind=self.kind, base_url=self.engine, vm_size=f"container x{self.docker.max_nodes}",
-                 gpus=self.gpus_per_node, network=self.docker.network, image=self.docker.image,
-                 allow_pull=self.docker.allow_pull, shared_filesystem=self.docker.shared,
-                 **self._engine_view())
+        d = self.description(vm_size=f"container x{self.docker.max_nodes}", cpus=self.host.cpus,
+                             gpus=self.gpus_per_node, max_nodes=self.docker.max_nodes, base_url=self.engine,
+                             network=self.docker.network, image=self.docker.image,
+                             allow_pull=self.docker.allow_pull, shared_filesystem=self.docker.shared,
+                             **self._engine_view())
         if d["engine"] != "ready":
             d["state"] = "unreachable"
         return d
-
     def _engine_view(self) -> dict:
         """The engine's own count of this target's running containers (cached two seconds,
         with a short timeout: the compute list must not hang on a dead engine)."""
@@ -159,20 +209,18 @@ class DockerTarget(ClusterTarget):
             self._seen_at = now
         return dict(self._seen)
 
-    def to_config(self) -> dict:
-        return asdict(self.docker)
-
     def containers(self, run_id: str | None = None) -> list:
         """This target's containers on the engine (all, or one run's), found by label."""
         filters = {"label": [f"{LABEL}.target={self.name}"] + ([f"{LABEL}.run-id={run_id}"] if run_id else [])}
         return self.client().containers.list(all=True, filters=filters)
 
-    def cancel(self, rd: RunDir) -> bool:
-        info = rd.read_supervisor_info() or {}
-        if is_alive(info.get("pid"), info.get("start_time")):
-            return super().cancel(rd)  # the supervisor stops and removes its containers
+    def stop_without_supervisor(self, rd: RunDir, info: dict) -> bool:
         # No supervisor (it died with its host's session): stop the containers ourselves.
         return self.stop_containers(rd.path.name) > 0
+
+    def reap_orphan(self, rd: RunDir, say) -> None:
+        super().reap_orphan(rd, say)
+        self.stop_containers(rd.path.name)  # the run's nodes, found by label on the engine
 
     def stop_containers(self, run_id: str) -> int:
         """Stop and remove a run's containers, found by label; returns how many."""

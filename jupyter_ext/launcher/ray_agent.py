@@ -3,7 +3,8 @@ group, holding the bundle's resources (so Ray sets CUDA_VISIBLE_DEVICES and OMP_
 it). The run's environment reaches the node as Ray's pip/uv environment where the node builds it.
 
 jupyter-train's own packages: the class travels by value (this module imports only the
-standard library at the top), so the node need not have jupyter-train. Its first call checks
+standard library and launcher.payload at the top, and payload travels by value too), so the
+node need not have jupyter-train. Its first call checks
 whether the node's Python has a copy identical to the supervisor's (a fingerprint of the
 sources); if not, the supervisor sends its packages through the object store once, kept on the
 node under their fingerprint for later runs. Either way they go on the PYTHONPATH of the node's
@@ -19,9 +20,7 @@ outputs and user logs at the end.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -31,34 +30,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import payload  # stdlib-only; travels by value with this module (ray_supervisor.connect)
+
 PROBE = ".ray-probe"  # the token file the supervisor writes into the run directory
 FOLDERS = ("logs", "metrics", "pids", "errors")
-PACKAGES = ("jupyter_ext", "kernel_lib")
+PACKAGES = payload.PACKAGES
 LIB_CACHE = Path(tempfile.gettempdir()) / "jupyter-train-lib"  # on each node: <fingerprint>/<package>
-
-
-def fingerprint(dirs) -> str:
-    """A hash of the Python sources under ``dirs`` (the package folders), by relative path."""
-    h = hashlib.sha256()
-    for d in dirs:
-        base = Path(d)
-        for path in sorted(base.rglob("*.py")):
-            rel = path.relative_to(base.parent).as_posix()
-            if "__pycache__" in rel:
-                continue
-            h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:24]
+fingerprint = payload.fingerprint  # a hash of the packages' Python sources
 
 
 def _node_packages() -> list[str] | None:
     """Folders of this Python's own jupyter_ext and kernel_lib (None if it lacks one)."""
-    dirs = []
-    for name in PACKAGES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        dirs.append(list(spec.submodule_search_locations)[0])
-    return dirs
+    dirs = [payload.package_dir(name) for name in PACKAGES]
+    return None if None in dirs else dirs
 
 
 class NodeAgent:

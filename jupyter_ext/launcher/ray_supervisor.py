@@ -1,31 +1,29 @@
 """The supervisor of a run on a Ray target: it is the Ray driver. One agent actor per job node
 (ray_agent.NodeAgent), each holding its bundle of a SPREAD placement group, starts the node's
-command on its Ray node; the supervisor polls the agents, brings back new log and metric lines
-from nodes that do not share this host's files (every SYNC_S), and at the end their error
-files, outputs and user logs. Cancel, or a failing node, stops every agent's processes. A node
-that dies fails the run naming it, or, while ``max_restarts`` allows, restarts the job on the
-placement group's rescheduled bundles. The placement group is removed at the end."""
+command on its Ray node, with the late-bound variables (commands.LATE) of that node: node 0's
+address and a free port there, the node's interpreter and folder. A node that dies fails the
+run naming it, or, while ``max_restarts`` allows, restarts the job on the placement group's
+rescheduled bundles. Reaching the cluster (CONNECT_S), syncing new log and metric lines back
+from nodes that do not share this host's files (every SYNC_S), stopping and releasing are
+RemoteSupervisor's; the placement group is removed at the end."""
 
 from __future__ import annotations
 
 import copy
 import os
 import secrets
-import signal
 import threading
 import time
 
-from . import transfer
-from . import ray_agent
+from . import payload, ray_agent, transfer
+from .commands import fill, late_names
 from .ray_agent import PROBE, NodeAgent
-from .commands import MASTER_ADDR
-from .spec import RunState
-from .supervisor import RemoteProc, StartCanceled, Supervisor
+from .remote_supervisor import RemoteProc, RemoteSupervisor, tcp_hint
+from ..contract import ENV_RAY_SHIP_PACKAGES
 
 PG_TIMEOUT_S = 120  # to be granted the job's bundles
 ENV_TIMEOUT_S = 900  # for Ray to build an environment on a node
-SYNC_S = 0.2
-PROGRESS_S = 10
+package_dirs = payload.package_dirs  # jupyter_ext and kernel_lib: on the PYTHONPATH of the nodes
 
 
 class _AgentProc(RemoteProc):
@@ -35,7 +33,6 @@ class _AgentProc(RemoteProc):
         super().__init__()
         self.agent, self.index = agent, index
         self.where, self.node_id = info["where"], info["node_id"]
-        self.died: str | None = None
         self._unavailable_since: float | None = None
 
     def check(self):
@@ -67,103 +64,96 @@ def node_alive(node_id: str) -> bool:
     return any(n["NodeID"] == node_id and n["Alive"] for n in ray.nodes())
 
 
-MASTER_FLAGS = ("--master-addr=", "--rdzv-endpoint=")  # where commands.py put this host's loopback
+class RaySupervisor(RemoteSupervisor):
+    engine = "the Ray cluster"
+    SYNC_S = 0.2
+    CONNECT_S = 45.0  # a local head that the target has just started may still be coming up
 
-
-def _master(text: str, address: str, port: str) -> str:
-    """Node 0's address and port in place of the loopback and placeholder (only in the master's
-    flags and MASTER_ADDR: a script's own arguments are left alone)."""
-    return text.replace(MASTER_ADDR, address).replace("{MASTER_PORT}", port)
-
-
-def package_dirs() -> list[str]:
-    """jupyter_ext and kernel_lib: on the PYTHONPATH of every node's processes."""
-    import kernel_lib
-
-    import jupyter_ext
-
-    return [os.path.dirname(os.path.abspath(m.__file__)) for m in (jupyter_ext, kernel_lib)]
-
-
-class RaySupervisor(Supervisor):
     def __init__(self, run_dir: str):
         super().__init__(run_dir)
-        self.cfg = self.spec.ray
-        self.template = copy.deepcopy(self.spec.nodes)  # {MASTER_PORT} still unfilled, for restarts
+        self.template = copy.deepcopy(self.spec.nodes)  # late-bound variables unfilled, for restarts
+        self.packages = self.placement.packages
         self.max_restarts = self.spec.distributed.max_restarts if self.spec.distributed else 0
-        self.restarts = 0
         self.pg = None
         self.agents: list = []
         self.infos: list[dict] = []
         self.offsets: list[dict] = []
         self.token = secrets.token_hex(16)
-        self.lib_fingerprint = ray_agent.fingerprint(package_dirs())
+        self.lib_fingerprint = payload.fingerprint()
         self.lib_ref = None  # jupyter-train's packages in the object store, once a node needs them
         self._lock = threading.Lock()
-        self._stop_sync = threading.Event()
 
-    @staticmethod
-    def say(text: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # into logs/supervisor.txt
+    @property
+    def address(self) -> str:
+        return self.placement.address
 
-    def fill_port(self) -> None:
-        pass  # node 0's agent picks the port, on its own machine (_launch)
+    @property
+    def copy_mode(self) -> bool:
+        return any(info["copy"] for info in self.infos)
+
+    def fill_late(self) -> None:
+        pass  # each node's values come from the agents, on their machines (_launch)
 
     # -- Ray --------------------------------------------------------------------------------
-    def _connect(self) -> None:
+    def connect(self, deadline: float) -> None:
         import ray
 
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's notes in supervisor.txt, without colour codes
-        deadline = time.monotonic() + 60  # a local head started by the target may still be coming up
-        while True:
+        said = None
+        while True:  # a local head started by the target may still be coming up
             try:
-                ray.init(address=self.cfg["address"], namespace="jupyter-train", log_to_driver=False,
+                ray.init(address=self.address, namespace="jupyter-train", log_to_driver=False,
                          logging_level="ERROR")
-                ray.cloudpickle.register_pickle_by_value(ray_agent)  # nodes need not have jupyter-train
-                # ray.init installs Ray's own SIGTERM handler (log and die): cancel is ours
-                signal.signal(signal.SIGTERM, self._on_signal)
-                signal.signal(signal.SIGINT, self._on_signal)
-                return
+                break
             except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise OSError(f"could not reach the Ray cluster at {self.cfg['address']}: {exc}") from None
+                self.connect_error = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() + 1 > deadline:
+                    raise OSError(f"could not reach it: {exc}") from None
+                if said != self.connect_error:
+                    said = self.connect_error
+                    self.say(f"Ray: {self.connect_error}; trying again")
                 time.sleep(1)
+        # nodes need not have jupyter-train: the agent, and the payload helpers it uses, by value
+        ray.cloudpickle.register_pickle_by_value(payload)
+        ray.cloudpickle.register_pickle_by_value(ray_agent)
 
-    def _wait(self, refs: list, what: str, timeout_s: float) -> list:
-        """ray.get with a progress line every PROGRESS_S while waiting (users see it in the
-        supervisor log), and an OSError naming ``what`` after ``timeout_s``."""
+    def unreachable_hint(self) -> str:
+        address = self.address.removeprefix("ray://")
+        host, _, port = address.rpartition(":")
+        if host and port.isdigit():
+            return tcp_hint(host, int(port))
+        return "check that this host belongs to a running Ray cluster (ray status), or give its address"
+
+    def disconnect(self) -> None:
         import ray
 
-        deadline = time.monotonic() + timeout_s
+        ray.shutdown()
+
+    def _wait(self, refs: list, what: str, timeout_s: float) -> list:
+        """ray.get of ``refs``, waiting as wait_until does."""
+        import ray
+
         pending = list(refs)
-        said = time.monotonic()
-        while pending:
-            if self.cancel_requested:
-                raise StartCanceled()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise OSError(f"waited {timeout_s:.0f} s for {what}")
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=min(0.25, left))
-            if pending and time.monotonic() - said >= PROGRESS_S:
-                said = time.monotonic()
-                self.say(f"still waiting for {what} ({len(pending)} of {len(refs)} left)")
+
+        def left(step_s: float) -> int:
+            nonlocal pending
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=step_s)
+            return len(pending)
+
+        self.wait_until(left, what, timeout_s)
         return ray.get(refs)
 
     def _placement_group(self) -> None:
         from ray.util.placement_group import placement_group
 
         n = len(self.spec.nodes)
-        shape = {k: float(v) for k, v in self.cfg["shape"].items()}
-        self.say(f"asking the Ray cluster at {self.cfg['address']} for {n} bundle(s) of {shape} (SPREAD)")
+        shape = {k: float(v) for k, v in self.placement.shape.items()}
+        self.say(f"asking the Ray cluster at {self.address} for {n} bundle(s) of {shape} (SPREAD)")
         self.pg = placement_group([dict(shape) for _ in range(n)], strategy="SPREAD",
                                   name=f"jupyter-train-{self.spec.run_id}")
-        self._wait_pg()
-
-    def _wait_pg(self) -> None:
-        n = len(self.spec.nodes)
         try:
-            self._wait([self.pg.ready()], f"the Ray cluster to grant {n} bundle(s) of {self.cfg['shape']}",
+            self._wait([self.pg.ready()], f"the Ray cluster to grant {n} bundle(s) of {self.placement.shape}",
                        PG_TIMEOUT_S)
         except OSError as exc:
             raise OSError(f"{exc}; check the cluster's free resources (ray status), or a smaller "
@@ -175,8 +165,8 @@ class RaySupervisor(Supervisor):
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        shape = {k: float(v) for k, v in self.cfg["shape"].items()}
-        runtime_env = {"uv": list(self.cfg["packages"])} if env and self.cfg.get("packages") else None
+        shape = {k: float(v) for k, v in self.placement.shape.items()}
+        runtime_env = {"uv": list(self.packages)} if env and self.packages else None
         return ray.remote(NodeAgent).options(
             num_cpus=shape.pop("CPU", 0), num_gpus=shape.pop("GPU", 0), memory=shape.pop("memory", None),
             resources=shape or None, runtime_env=runtime_env,
@@ -185,30 +175,19 @@ class RaySupervisor(Supervisor):
             name=f"jupyter-train-{self.spec.run_id}-node{i}-{self.restarts}").remote(self.spec.run_id, i)
 
     # -- start ------------------------------------------------------------------------------
-    def start_nodes(self) -> None:
-        try:
-            self._connect()
-            (self.rd.path / PROBE).write_text(self.token)
-            self._placement_group()
-            self._launch()
-        except (OSError, StartCanceled):
-            raise
-        except Exception as exc:  # Ray's own errors: a message, not a traceback
-            raise OSError(f"{type(exc).__name__}: {exc}") from None
-        threading.Thread(target=self._sync_loop, daemon=True).start()
-
-    def start_failure(self, exc: OSError) -> str:
-        return f"Could not start the job on the Ray cluster at {self.cfg['address']}: {exc}"
+    def launch(self) -> None:
+        (self.rd.path / PROBE).write_text(self.token)
+        self._placement_group()
+        self._launch()
 
     def _launch(self) -> None:
         """Agents in every bundle, working copies where needed, then every node's command."""
         import ray
 
-        nodes = self.spec.nodes = copy.deepcopy(self.template)
-        shared = self.cfg.get("shared")
-        agents = [self._agent(i, env=shared is False) for i in range(len(nodes))]
+        shared = self.placement.shared
+        agents = [self._agent(i, env=shared is False) for i in range(len(self.template))]
         infos = self._hello(agents, "the node agents to start")
-        if self.cfg.get("packages") and shared is None:
+        if self.packages and shared is None:
             # nodes that turned out not to see this host's files build the environment themselves
             rebuild = [i for i, info in enumerate(infos) if info["copy"]]
             for i in rebuild:
@@ -216,28 +195,26 @@ class RaySupervisor(Supervisor):
                 ray.kill(agents[i])
                 agents[i] = self._agent(i, env=True)
             if rebuild:
-                self.say(f"Ray builds the environment on node(s) {rebuild} (uv: {len(self.cfg['packages'])} "
+                self.say(f"Ray builds the environment on node(s) {rebuild} (uv: {len(self.packages)} "
                          "package(s)); the first time takes a while")
                 for i, info in zip(rebuild, self._hello([agents[i] for i in rebuild], "the environment on the nodes")):
                     infos[i] = info
-        port = str(ray.get(agents[0].free_port.remote()))
-        master = infos[0]["address"]
+        late = {"MASTER_ADDR": infos[0]["address"]}
+        if "MASTER_PORT" in late_names(self.spec, self.template):
+            late["MASTER_PORT"] = str(ray.get(agents[0].free_port.remote()))  # free on node 0
         with self._lock:
             self.agents, self.infos = agents, infos
-            self.offsets = [{} for _ in nodes]
-        starts = []
-        for node, agent, info in zip(nodes, agents, infos):
-            node.argv = [_master(a, master, port) if a.startswith(MASTER_FLAGS) else a.replace("{MASTER_PORT}", port)
-                         for a in node.argv]
-            node.env = {k: _master(v, master, port) if k == "MASTER_ADDR" else v.replace("{MASTER_PORT}", port)
-                        for k, v in node.env.items()}
-            argv = list(node.argv)
+            self.offsets = [{} for _ in self.template]
+        nodes, starts = [], []
+        for node, agent, info in zip(self.template, agents, infos):
             if info["copy"]:
                 self._ship(node, agent)
-                if argv[0] == self.spec.python:
-                    argv[0] = info["python"]  # the node's interpreter (with Ray's environment)
+            python = info["python"] if info["copy"] else self.spec.python  # Ray's environment there
+            node = fill(self.spec, node, {**late, "PYTHON": python, "RUN_DIR": info["root"]})
+            nodes.append(node)
             env = self.contract_env(node, info["root"])
-            starts.append(agent.start.remote(argv, node.cwd, env, node.log_name, self.spec.cancel_grace_s))
+            starts.append(agent.start.remote(node.argv, node.cwd, env, node.log_name, self.spec.cancel_grace_s))
+        self.spec.nodes = nodes
         pids = ray.get(starts)
         self.procs = []
         for i, (node, pid, info) in enumerate(zip(nodes, pids, infos)):
@@ -251,8 +228,8 @@ class RaySupervisor(Supervisor):
         copy (JUPYTER_TRAIN_RAY_SHIP_PACKAGES=1: to every node)."""
         import ray
 
-        use_own = os.environ.get("JUPYTER_TRAIN_RAY_SHIP_PACKAGES") != "1"
-        infos = self._wait([a.hello.remote(str(self.rd.path), self.token, self.cfg.get("shared"),
+        use_own = os.environ.get(ENV_RAY_SHIP_PACKAGES) != "1"
+        infos = self._wait([a.hello.remote(str(self.rd.path), self.token, self.placement.shared,
                                            self.lib_fingerprint, use_own) for a in agents], what, ENV_TIMEOUT_S)
         for info in infos:
             if "error" in info:
@@ -260,8 +237,7 @@ class RaySupervisor(Supervisor):
         needy = [i for i, info in enumerate(infos) if info["needs_lib"]]
         if needy:
             if self.lib_ref is None:
-                self.lib_ref = ray.put(transfer.pack(self.rd.path, [], extra={
-                    d: os.path.basename(d) for d in package_dirs()}))
+                self.lib_ref = ray.put(transfer.pack(self.rd.path, [], extra=payload.mounts("")))
             self._wait([agents[i].install_lib.remote(self.lib_ref, self.lib_fingerprint) for i in needy],
                        "jupyter-train's packages to reach the nodes", ENV_TIMEOUT_S)
             self.say(f"sent jupyter-train's packages ({self.lib_fingerprint}) to "
@@ -276,7 +252,7 @@ class RaySupervisor(Supervisor):
         ray.get(agent.unpack.remote(ray.put(data)))
 
     # -- files back -------------------------------------------------------------------------
-    def _sync(self, final: bool = False) -> None:
+    def sync(self, final: bool = False) -> None:
         import ray
 
         with self._lock:
@@ -289,18 +265,9 @@ class RaySupervisor(Supervisor):
                     continue  # gone: what came back so far is what there is
                 transfer.append_new(self.rd.path, chunks, self.offsets[i])
 
-    def _sync_loop(self) -> None:
-        while not self._stop_sync.wait(SYNC_S):
-            try:
-                self._sync()
-            except Exception:
-                pass  # the next pass, or the final one, catches up
-
-    def _fetch_final(self) -> None:
+    def fetch_final(self) -> None:
         import ray
 
-        self._stop_sync.set()
-        self._sync(final=True)
         cwds = sorted({n.cwd for n in self.spec.nodes})
         for i, (agent, info) in enumerate(zip(self.agents, self.infos)):
             if info["copy"] and not self.procs[i][1].died:
@@ -310,67 +277,61 @@ class RaySupervisor(Supervisor):
                     self.say(f"could not bring back node {i}'s outputs: {exc}")
 
     # -- waiting, restarts, stopping --------------------------------------------------------
-    def wait_nodes(self) -> None:
+    def wait_attempts(self) -> None:
         while True:
-            super().wait_nodes()
+            super().wait_attempts()
             died = [p for _, p in self.procs if p.died]
             if not died or self.cancel_requested or self.restarts >= self.max_restarts:
-                break
+                return
             self.restarts += 1
             note = f"{died[0].died}; restarting the job ({self.restarts} of {self.max_restarts} restarts)"
             self.say(note)
             for node, _ in self.procs:
                 with open(self.rd.logs / f"{node.log_name}.txt", "a") as f:
                     f.write(note + "\n")
-            self._sync(final=True)
+            self.sync(final=True)
             self._kill_agents()
             try:
                 self._await_rescheduled({p.node_id for p in died})
                 self._launch()
+                self.start_sync()
             except Exception as exc:
                 self.say(f"the restart failed: {exc}")
-                break  # the dead node's message fails the run
-        self._fetch_final()
+                return  # the dead node's message fails the run
 
     def _await_rescheduled(self, dead: set) -> None:
         """Until Ray has marked the dead nodes dead and placed their bundles elsewhere."""
         import ray
         from ray.util.placement_group import placement_group_table
 
-        deadline = time.monotonic() + PG_TIMEOUT_S
-        said = time.monotonic()
-        while True:
-            if self.cancel_requested:
-                raise StartCanceled()
+        def left(step_s: float) -> bool:
             alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
             table = placement_group_table(self.pg)
             placed = set(table.get("bundles_to_node_id", {}).values())
             if not dead & alive and table.get("state") == "CREATED" and not placed & dead:
-                return
-            if time.monotonic() > deadline:
-                raise OSError(f"no node took over the dead node's bundle of {self.cfg['shape']} in "
-                              f"{PG_TIMEOUT_S} s")
-            if time.monotonic() - said > PROGRESS_S:
-                said = time.monotonic()
-                self.say("waiting for Ray to place the dead node's bundle on another node")
-            time.sleep(0.5)
+                return False
+            time.sleep(step_s)
+            return True
 
-    def stop_all(self) -> None:
+        self.wait_until(left, f"Ray to place the dead node's bundle of {self.placement.shape} on another "
+                        "node", PG_TIMEOUT_S, step_s=0.5)
+
+    def stop_nodes(self) -> None:
         import ray
 
         stops = [p.agent.stop.remote(self.spec.cancel_grace_s) for _, p in self.procs if p.died is None]
+        if not stops:
+            return
         try:
             ray.get(stops, timeout=self.spec.cancel_grace_s + 30)
         except Exception:
             pass
-        for _, p in self.procs:
-            p.wait()
 
     def _kill_agents(self) -> None:
         import ray
 
         with self._lock:
-            for i, agent in enumerate(self.agents):
+            for agent in self.agents:
                 try:
                     ray.get(agent.cleanup.remote(), timeout=30)
                 except Exception:
@@ -381,44 +342,18 @@ class RaySupervisor(Supervisor):
                     pass
             self.agents, self.infos = [], []
 
-    def _release(self) -> None:
-        from ray.util.placement_group import remove_placement_group
+    def release(self) -> None:
+        if self.connected:
+            from ray.util.placement_group import remove_placement_group
 
-        self._stop_sync.set()
-        self._kill_agents()
-        if self.pg is not None:
-            try:
-                remove_placement_group(self.pg)
-            except Exception:
-                pass
-            self.pg = None
+            self._kill_agents()
+            if self.pg is not None:
+                try:
+                    remove_placement_group(self.pg)
+                except Exception:
+                    pass
+                self.pg = None
         try:
             (self.rd.path / PROBE).unlink()
         except OSError:
             pass
-
-    def finish(self) -> int:
-        died = [(node, p) for node, p in self.procs if p.died]
-        for node, p in died:
-            with open(self.rd.logs / f"{node.log_name}.txt", "a") as f:
-                f.write(p.died + "\n")
-        if died and not self.cancel_requested:
-            node, p = died[0]
-            codes = {n.log_name: q.returncode for n, q in self.procs}
-            tried = f" after {self.restarts} restart(s)" if self.restarts else ""
-            self.rd.append_event(RunState.FAILED, "supervisor", f"{p.died}{tried}; the job's other nodes were "
-                                 f"stopped. See logs/{node.log_name}.txt.", exit_codes=codes, failed_node=node.rank)
-            return 0
-        return super().finish()
-
-    def run(self) -> int:
-        try:
-            return super().run()
-        finally:
-            try:
-                self._release()
-                import ray
-
-                ray.shutdown()
-            except Exception:
-                pass

@@ -30,10 +30,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from ..errors import InvalidRequest
-from .cluster_target import ClusterTarget
+from .api import EnvPlan, Target
+from .host import Host, free_port
+from .slots import SlotPool
+from .spec import DistributedSpec, RayPlacement, RunSpec
 
 
 @dataclass
@@ -61,12 +64,14 @@ class RayConfig:
             raise InvalidRequest("A Ray target needs Ray next to the server: pip install 'jupyter-train[ray]'.")
 
 
-class RayTarget(ClusterTarget):
+class RayTarget(Target):
     kind = "ray"
+    config_class = RayConfig
+    label = "a Ray target"
 
-    def __init__(self, config: RayConfig, python: str | None = None):
+    def __init__(self, config: RayConfig, host: Host | None = None, python: str | None = None):
         self.ray = config
-        super().__init__(self.slot_config(config.name, config.max_nodes, config.created_at), gpus=[], python=python)
+        super().__init__(config, host, python)
         self.gpus_per_node = int(config.node_shape.get("GPU", 0))
         self._head: subprocess.Popen | None = None
         self._head_address: str | None = None
@@ -83,7 +88,7 @@ class RayTarget(ClusterTarget):
         ray = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
         if ray is None:
             raise InvalidRequest("A local Ray head needs Ray: pip install 'ray[default]'.")
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
         self._head = subprocess.Popen(
             [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
@@ -104,27 +109,46 @@ class RayTarget(ClusterTarget):
         self._head = None
         self._head_address = None
 
+    def make_slots(self) -> SlotPool:
+        return SlotPool(self.config.max_nodes, prepare_s=0)
+
     # -- jobs ------------------------------------------------------------------------------
-    def check_job(self, nodes: int, procs_per_node: int, backend: str | None) -> None:
-        if nodes > self.ray.max_nodes:
-            raise InvalidRequest(f"The job needs {nodes} nodes; {self.name!r} uses at most {self.ray.max_nodes}.")
-        if backend == "nccl" and not self.gpus_per_node:
+    def validate_job(self, dist: DistributedSpec | None) -> None:
+        if dist is None:
+            return
+        if dist.kind == "mpi":
+            raise InvalidRequest(f"MPI jobs do not run on the Ray target {self.name!r} yet: use a "
+                                 "PyTorchConfiguration (torchrun) job, or a cluster or Docker target for MPI.")
+        if dist.nodes > self.ray.max_nodes:
+            raise InvalidRequest(f"The job needs {dist.nodes} nodes; {self.name!r} uses at most {self.ray.max_nodes}.")
+        if dist.backend == "nccl" and not self.gpus_per_node:
             raise InvalidRequest(f"NCCL needs GPUs and {self.name!r}'s node_shape has none. Use "
                                  "communication_backend='Gloo', or a node_shape with 'GPU'.")
 
-    def check_kind(self, kind: str | None) -> None:
-        if kind == "mpi":
-            raise InvalidRequest(f"MPI jobs do not run on the Ray target {self.name!r} yet: use a "
-                                 "PyTorchConfiguration (torchrun) job, or a cluster or Docker target for MPI.")
+    def plan_environment(self, env, python: str | None) -> EnvPlan:
+        """As on this host, and nodes that do not see this host's files build the environment's
+        packages themselves (Ray's uv); with shared_filesystem=False no node sees the host's
+        build, so none is made here."""
+        if env is not None and env.needs_build and self.ray.shared_filesystem is False:
+            return EnvPlan(python=sys.executable, env=env, remote_packages=env.pip_requirements())
+        plan = super().plan_environment(env, python)
+        if env is not None and env.needs_build:
+            plan.remote_packages = env.pip_requirements()
+        return plan
 
-    def node_gpus(self, indices: list[int]) -> list[str]:
-        return []  # Ray sets CUDA_VISIBLE_DEVICES for the GPUs of each bundle
+    def placement(self, spec: RunSpec, indices: list[int]) -> RayPlacement:
+        placement = RayPlacement(target=self.name, nodes=list(indices), address=self.address,  # may start the local head
+                                 shape=dict(self.ray.node_shape), shared=self.ray.shared_filesystem,
+                                 packages=spec.remote_packages)
+        self._publish()  # a local head is known only now: its autoscaler hears of the nodes here
+        return placement
 
-    def ray_config(self) -> dict:
-        config = {"address": self.address, "shape": dict(self.ray.node_shape), "target": self.name,
-                  "shared": self.ray.shared_filesystem}
-        self._publish()
-        return config
+    def node_where(self, spec: RunSpec, i: int) -> dict:
+        p = spec.placement
+        return {"ray_address": p.address, "bundle": dict(p.shape), "bundle_index": i,
+                "files": {True: "shared filesystem", False: "through Ray's object store",
+                          None: "shared where the node sees the run directory"}[p.shared],
+                **({"builds": p.packages} if p.packages else {})}
 
     # -- the cluster's view: status and autoscaler requests --------------------------------
     @property
@@ -141,7 +165,7 @@ class RayTarget(ClusterTarget):
     def _publish(self) -> None:
         """Tell the autoscaler (through the probe) what this target's jobs hold: one bundle of
         node_shape per busy node. Sent when it changes; an empty list withdraws it."""
-        busy = sum(1 for n in self.nodes.values() if n.run_id is not None)
+        busy = self.slots.busy_nodes()
         bundles = [dict(self.ray.node_shape) for _ in range(busy)]
         address = self._view_address
         if address is None or bundles == (self._requested or []):
@@ -149,31 +173,27 @@ class RayTarget(ClusterTarget):
         RayView.of(address).request(self.name, bundles)
         self._requested = bundles
 
-    def allocate(self, run_id: str, count: int) -> list[int] | None:
-        got = super().allocate(run_id, count)
-        if got is not None:
-            self._publish()
-        return got
-
-    def hold(self, run_id: str, indices: list[int]) -> None:
-        super().hold(run_id, indices)
-        self._publish()
-
-    def release(self, run_id: str) -> None:
-        super().release(run_id)
+    def slots_changed(self) -> None:
         self._publish()
 
     def describe(self) -> dict:
-        d = super().describe()
-        d.update(kind=self.kind, address=self.ray.address or "local head", vm_size=_shape_text(self.ray.node_shape),
-                 gpus=self.gpus_per_node, node_shape=dict(self.ray.node_shape),
-                 shared_filesystem=self.ray.shared_filesystem, ray=self.cluster_status())
+        shape = self.ray.node_shape
+        d = self.description(vm_size=_shape_text(shape), cpus=int(shape.get("CPU", 0)), gpus=self.gpus_per_node,
+                             max_nodes=self.ray.max_nodes, address=self.ray.address or "local head",
+                             node_shape=dict(shape), shared_filesystem=self.ray.shared_filesystem,
+                             ray=self.cluster_status())
         if d["ray"]["state"] == "unreachable":
             d["state"] = "unreachable"
         return d
 
-    def to_config(self) -> dict:
-        return asdict(self.ray)
+    def close(self) -> None:
+        """Withdraw this target's autoscaler request (the probe passes it on), then stop the
+        local head it started."""
+        address = self._view_address
+        if address is not None:
+            RayView.drop(address, self.name)
+        self._requested = None
+        self.stop_head()
 
 
 class RayView:
@@ -198,6 +218,23 @@ class RayView:
             if view is None:
                 view = cls._views[address] = cls(address)
             return view
+
+    @classmethod
+    def drop(cls, address: str, target: str) -> None:
+        """``target`` no longer asks for anything; the last one out stops the probe (which
+        withdraws its request as it exits)."""
+        with cls._lock:
+            view = cls._views.get(address)
+            if view is None:
+                return
+            view.demand.pop(target, None)
+            last = not view.demand or not any(view.demand.values())
+            if last:
+                del cls._views[address]
+        if last:
+            view.stop()
+        elif view.proc is not None:
+            view._send()
 
     @classmethod
     def stop_all(cls) -> None:
@@ -260,9 +297,10 @@ class RayView:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        connected = self.status.get("state") not in ("connecting", "unreachable")
         try:
             proc.stdin.close()  # the probe withdraws its request and exits
-            proc.wait(timeout=15)
+            proc.wait(timeout=15 if connected else 1)  # one that never connected has nothing to withdraw
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
@@ -270,11 +308,3 @@ class RayView:
 
 def _shape_text(shape: dict) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in sorted(shape.items()))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

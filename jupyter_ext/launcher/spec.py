@@ -8,24 +8,28 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import contract
+
 
 class RunState(str, enum.Enum):
-    NOT_STARTED = "NotStarted"
-    PREPARING = "Preparing"
-    QUEUED = "Queued"
-    STARTING = "Starting"
-    RUNNING = "Running"
-    FINALIZING = "Finalizing"
-    CANCEL_REQUESTED = "CancelRequested"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELED = "Canceled"
+    NOT_STARTED = contract.NOT_STARTED
+    PREPARING = contract.PREPARING
+    QUEUED = contract.QUEUED
+    STARTING = contract.STARTING
+    RUNNING = contract.RUNNING
+    FINALIZING = contract.FINALIZING
+    CANCEL_REQUESTED = contract.CANCEL_REQUESTED
+    COMPLETED = contract.COMPLETED
+    FAILED = contract.FAILED
+    CANCELED = contract.CANCELED
 
     def is_terminal(self) -> bool:
-        return self in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELED)
+        return self.value in contract.TERMINAL_STATES
 
 
-TERMINAL_STATES = frozenset(s.value for s in RunState if s.is_terminal())
+if tuple(RunState) != contract.RUN_STATES:  # a state added to one and not the other
+    raise ImportError("launcher.spec.RunState and jupyter_ext.contract.RUN_STATES differ: make them one")
+TERMINAL_STATES = contract.TERMINAL_STATES
 
 
 @dataclass
@@ -55,6 +59,53 @@ class DistributedSpec:
 
 
 @dataclass
+class Placement:
+    """Where a run's nodes run, as its target decided when it allocated them. ``kind`` names the
+    supervisor that runs them (launcher.registry); each kind with more to say has its own class."""
+
+    kind: str = "local"
+    target: str = "local"
+    nodes: list[int] = field(default_factory=lambda: [0])  # the target's slot indices
+    node_gpus: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each node
+
+    @staticmethod
+    def from_dict(data: dict | None) -> "Placement | None":
+        if not data:
+            return None
+        cls = _PLACEMENTS.get(data.get("kind"), Placement)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class DockerPlacement(Placement):
+    """Nodes are containers of ``image`` on the engine at ``base_url``."""
+
+    kind: str = "docker"
+    base_url: str | None = None  # the engine (resolved when placed: DOCKER_HOST or the local socket)
+    image: str = ""
+    mounts: dict[str, str] = field(default_factory=dict)  # host path -> "container path[:ro]"
+    network: str = "host"
+    shm_size: str | None = None
+    pythonpath: str = ""  # the in-job payload and the environment's packages, inside the image
+    shared: bool = True  # the engine sees this host's files at the same paths
+
+
+@dataclass
+class RayPlacement(Placement):
+    """Nodes are bundles of a placement group on the Ray cluster at ``address``."""
+
+    kind: str = "ray"
+    address: str = ""
+    shape: dict[str, float] = field(default_factory=dict)  # Ray resources of one bundle
+    shared: bool | None = None  # None: each node finds out whether it sees the run directory
+    packages: list[str] | None = None  # pip requirements Ray builds on nodes that need them
+
+
+_PLACEMENTS = {"docker": DockerPlacement, "ray": RayPlacement}
+
+
+@dataclass
 class RunSpec:
     run_id: str
     experiment: str
@@ -69,10 +120,15 @@ class RunSpec:
     created_at: float = 0.0
     nodes: list[NodeSpec] = field(default_factory=list)
     distributed: DistributedSpec | None = None
-    node_gpus: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each node
     cancel_grace_s: float = 2.0
-    container: dict | None = None  # Docker target: image, python, mounts, network (docker_target)
-    ray: dict | None = None  # Ray target: address, bundle shape (ray_target)
+    image: str | None = None  # the container image its nodes run in (set by a target's prepare)
+    remote_packages: list[str] | None = None  # pip requirements the nodes install themselves (the
+    # environment plan's, kept until the target places the run: RayPlacement.packages)
+    placement: Placement | None = None  # where its nodes run (set when the nodes are allocated)
+
+    @property
+    def node_gpus(self) -> list[str]:
+        return self.placement.node_gpus if self.placement else []
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
@@ -83,6 +139,7 @@ class RunSpec:
         data["nodes"] = [NodeSpec(**n) for n in data.get("nodes", [])]
         if data.get("distributed"):
             data["distributed"] = DistributedSpec(**data["distributed"])
+        data["placement"] = Placement.from_dict(data.get("placement"))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

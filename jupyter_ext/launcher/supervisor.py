@@ -1,4 +1,5 @@
-"""The per-run supervisor: ``python -m jupyter_ext.launcher.supervisor RUN_DIR``.
+"""The per-run supervisor of nodes on this host (``python -m jupyter_ext.launcher.supervise RUN_DIR``
+picks it, or a remote one, from the run's placement).
 
 Started detached (its own session) by a target, so that neither a kernel restart nor a server
 restart touches the run. It starts each node's command in a process group of its own, with
@@ -22,8 +23,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from ..contract import ENV_SUPERVISOR
+from .commands import LOOPBACK, fill, job_env, late_names
 from .finalize import failure_summary, finalize_outputs, first_rank_error
 from .procs import become_subreaper, end_run_processes, free_port, kill_ranks, start_reaper, start_time
 from .rundir import RunDir
@@ -31,34 +33,6 @@ from .spec import RunSpec, RunState
 
 POLL_S = 0.02  # wait_nodes' pace where it cannot wait on events (_NodeWaiter unavailable)
 LIVENESS_S = 1.0  # the longest wait_nodes sleeps without an event (a node exiting, a signal)
-
-
-class RemoteProc:
-    """Popen-like view of a node that runs elsewhere (a container, a Ray agent), so the
-    supervisor's bookkeeping applies. ``check()`` asks where it runs (an API call); ``poll()``
-    asks at most every REMOTE_POLL_S, not at the supervisor's 20 ms pace."""
-
-    REMOTE_POLL_S = 0.25
-
-    def __init__(self):
-        self.pid = 0
-        self.returncode = None
-        self._checked = 0.0
-
-    def check(self) -> int | None:
-        raise NotImplementedError
-
-    def poll(self):
-        now = time.monotonic()
-        if self.returncode is None and now - self._checked >= self.REMOTE_POLL_S:
-            self._checked = now
-            self.returncode = self.check()
-        return self.returncode
-
-    def wait(self):
-        while self.poll() is None:
-            time.sleep(self.REMOTE_POLL_S)
-        return self.returncode
 
 
 class _NodeWaiter:
@@ -162,35 +136,27 @@ class Supervisor:
 
             atexit.register(store.start_restock, self.spec.snapshot_id, self.rd.path)
 
-    def fill_port(self) -> None:
-        """Give every ``{MASTER_PORT}`` in the nodes' commands one free port."""
-        port = None
-        for node in self.spec.nodes:
-            texts = node.argv + list(node.env.values())
-            if any("{MASTER_PORT}" in t for t in texts):
-                port = port or free_port()
-                node.argv = [a.replace("{MASTER_PORT}", str(port)) for a in node.argv]
-                node.env = {k: v.replace("{MASTER_PORT}", str(port)) for k, v in node.env.items()}
+    def late_values(self) -> dict[str, str]:
+        """The values of the late-bound variables (commands.LATE) of this host's nodes: node 0
+        is here (loopback), the port is free here; a remote supervisor knows its own."""
+        values = {"MASTER_ADDR": LOOPBACK, "PYTHON": self.spec.python, "RUN_DIR": str(self.rd.path)}
+        if "MASTER_PORT" in late_names(self.spec):
+            values["MASTER_PORT"] = str(free_port())
+        return values
+
+    def fill_late(self) -> None:
+        """The nodes' commands with their late-bound variables filled (commands.fill)."""
+        values = self.late_values()
+        self.spec.nodes = [fill(self.spec, node, values) for node in self.spec.nodes]
 
     def contract_env(self, node, root) -> dict[str, str]:
         """The job's own variables (the run's, the node's) and where the run's files are (``root``:
         the run directory, or a node's copy of it)."""
-        env = dict(self.spec.env)
-        env.update(node.env)
-        env.update(
-            {
-                "JUPYTER_TRAIN_RUN_ID": self.spec.run_id,
-                "JUPYTER_TRAIN_EXPERIMENT": self.spec.experiment,
-                "JUPYTER_TRAIN_RUN_DIR": str(root),
-                "JUPYTER_TRAIN_METRICS_DIR": str(Path(root) / "metrics"),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        return env
+        return job_env(self.spec, node, root)
 
     def node_env(self, node) -> dict[str, str]:
         env = dict(os.environ)
-        env.pop("JUPYTER_TRAIN_SUPERVISOR", None)
+        env.pop(ENV_SUPERVISOR, None)
         env.update(self.contract_env(node, self.rd.path))
         return env
 
@@ -227,8 +193,9 @@ class Supervisor:
                     # One node failed: the others cannot finish a distributed job; stop them.
                     self.stop_all()
                     return
-                remote = any(not isinstance(p, subprocess.Popen) for _, p in self.procs)
-                waiter.wait(RemoteProc.REMOTE_POLL_S + 0.005 if remote else LIVENESS_S)
+                # a node elsewhere (RemoteProc) is asked at its own pace; this host's wake us
+                waiter.wait(min([LIVENESS_S] + [p.REMOTE_POLL_S + 0.005 for _, p in self.procs
+                                                if not isinstance(p, subprocess.Popen)]))
         finally:
             waiter.close()
 
@@ -275,7 +242,7 @@ class Supervisor:
             self.rd.append_event(RunState.FAILED, "supervisor", f"Could not lay out the working copy "
                                  f"of the snapshot: {exc}. Check free disk space in {self.rd.path}.")
             return 1
-        self.fill_port()
+        self.fill_late()
         try:
             self.start_nodes()
         except StartCanceled:
@@ -322,21 +289,11 @@ class Supervisor:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or not Path(argv[0], "spec.json").is_file():
-        print("usage: python -m jupyter_ext.launcher.supervisor RUN_DIR (a directory holding spec.json)",
-              file=sys.stderr)
-        return 2
-    spec = RunSpec.load(Path(argv[0], "spec.json"))
-    if spec.container:
-        from .docker_supervisor import DockerSupervisor
+    """The old entry (``python -m jupyter_ext.launcher.supervisor RUN_DIR``): runs still started
+    with it go through the new one."""
+    from .supervise import main as supervise
 
-        return DockerSupervisor(argv[0]).run()
-    if spec.ray:
-        from .ray_supervisor import RaySupervisor
-
-        return RaySupervisor(argv[0]).run()
-    return Supervisor(argv[0]).run()
+    return supervise(argv)
 
 
 if __name__ == "__main__":

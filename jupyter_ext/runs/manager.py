@@ -12,28 +12,24 @@ import json
 import logging
 import os
 import secrets
-import shutil
-import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
-from ..errors import Conflict, InvalidRequest, NotFound, UnknownComputeTarget
-from ..launcher.api import Target
-from ..modelfiles import ModelFiles, model_source
-from ..launcher.cluster_target import MAX_CLUSTER_NODES as MAX_NODES, ClusterConfig, ClusterTarget
-from ..launcher.commands import build_nodes
-from ..launcher.docker_target import DockerConfig, DockerTarget
-from ..launcher.ray_target import RayConfig, RayTarget, RayView
-from ..launcher.local_target import LocalTarget
+from ..environments import BuildFailed, EnvCache
+from ..errors import Conflict, InvalidRequest, NotFound
+from ..launcher import payload
+from ..launcher.api import PrepareContext, Target
+from ..launcher.host import Host
 from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
-from ..paths import Tree, check_name, safe_join
-from ..environments import CURATED_PREFIX, BuildFailed, EnvCache, EnvironmentSpec, curated_environments
+from ..paths import check_name, safe_join
 from ..snapshots import Snapshot, SnapshotStore
 from ..store import SQLiteStore
 from ..workspace import WorkspaceDir
 from . import history
+from .computes import Computes
+from .environments import Environments
+from .models import Models
 from .requests import SubmitRequest, parse_distributed
 from .tailer import Tailer
 
@@ -49,26 +45,17 @@ class RunManager:
         self.ws = WorkspaceDir(workspace_dir).create()
         self.store = SQLiteStore(str(self.ws.db_path))
         self.snapshots = SnapshotStore(self.ws.snapshots)
-        self.envs = EnvCache(self.ws.path / "environments")
-        self.model_files_store = ModelFiles(self.ws.models)
         self.snapshot_max_bytes = int(snapshot_max_mb * 1e6)
         self.snapshot_max_files = snapshot_max_files
-        self.node_shapes = {k: (int(v["cpus"]), int(v["gpus"])) for k, v in (node_shapes or {}).items()}
-        self.targets: dict[str, Target] = {t.name: t for t in (targets or [LocalTarget()])}
-        for row in self.store.list_computes():
-            try:
-                if row["kind"] == "docker":
-                    self.targets[row["name"]] = DockerTarget(DockerConfig(**row["config"]))
-                    continue
-                if row["kind"] == "ray":
-                    self.targets[row["name"]] = RayTarget(RayConfig(**row["config"]))
-                    continue
-                cfg = ClusterConfig(**row["config"])
-                self.targets[cfg.name] = ClusterTarget(cfg, self._host_gpus(), shapes=self.node_shapes)
-            except (InvalidRequest, TypeError) as exc:  # e.g. a named shape no longer configured
-                log.warning("jupyter-train: compute target %s is not usable: %s", row["name"],
-                            getattr(exc, "message", exc))
+        shapes = {k: (int(v["cpus"]), int(v["gpus"])) for k, v in (node_shapes or {}).items()}
+        self.computes = Computes(self.store, Host(shapes=shapes), targets)
+        self.environments = Environments(self.store, EnvCache(self.ws.path / "environments", payload.shim_files))
+        self.models = Models(self.store, self.ws.models, self)
         self.tailer = Tailer(self, poll_interval)
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        return self.computes.targets
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -83,10 +70,7 @@ class RunManager:
 
     async def stop(self) -> None:
         await self.tailer.stop()
-        RayView.stop_all()  # before the heads: a probe withdraws its autoscaler request
-        for target in self.targets.values():
-            if isinstance(target, RayTarget):
-                target.stop_head()
+        self.computes.close()
         self.store.close()
 
     def run_dir(self, run_id: str) -> RunDir:
@@ -96,34 +80,12 @@ class RunManager:
     async def submit(self, req: SubmitRequest, *, snapshot: Snapshot | None = None) -> dict:
         """Check ``req``, snapshot its source (or reuse ``snapshot``, for a resubmit) and queue it."""
         check_name("Experiment", req.experiment)
-        target = self.targets.get(req.compute_target)
-        if target is None:
-            raise UnknownComputeTarget(
-                f"Unknown compute target {req.compute_target!r}. Known targets: "
-                f"{', '.join(sorted(self.targets))}. Create it first or pick one of these.")
+        target = self.computes.require(req.compute_target)
         dist = parse_distributed(req.distributed)
-        if isinstance(target, RayTarget):
-            target.check_kind(dist.kind if dist else None)
-        if dist is not None:
-            target.check_job(dist.nodes, dist.procs_per_node, dist.backend)
-        env = self.resolve_environment(req.environment) if req.environment else None
-        if isinstance(target, DockerTarget):
-            env = self._container_environment(target, env)
-            env_key = "docker"
-            python = sys.executable  # a placeholder on this host; the image's interpreter runs
-        elif isinstance(target, RayTarget) and target.ray.shared_filesystem is False and env is not None \
-                and env.needs_build:
-            env_key, python = None, sys.executable  # no node sees this host's build: Ray builds it
-        else:
-            env_key = env.build_key() if env is not None and env.needs_build else None
-            python = (env.interpreter() if env is not None and not env.needs_build else None) \
-                or req.python or sys.executable
-        # Ray builds the environment (uv) on nodes that do not see this host's files
-        ray_files = {"packages": env.pip_requirements()} \
-            if isinstance(target, RayTarget) and env is not None and env.needs_build else None
-        if not (os.path.isabs(python) and os.access(python, os.X_OK)):
-            raise InvalidRequest(f"The Python interpreter {python!r} is not an executable absolute "
-                                 "path on the server's machine.")
+        target.validate_job(dist)
+        env = self.environments.resolve(req.environment) if req.environment else None
+        plan = target.plan_environment(env, req.python or None)
+        env, python = plan.env, plan.python
         source = os.path.abspath(os.path.expanduser(req.source_directory)) if req.source_directory else None
         if snapshot is None:
             script_rel, snap = await self._snapshot(req, source)
@@ -136,7 +98,7 @@ class RunManager:
                        python=python, snapshot_id=snap.id,
                        snapshot_store=str(self.snapshots.root), env=dict(req.environment_variables),
                        tags={k: str(v) for k, v in req.tags.items()}, created_at=now,
-                       distributed=dist, ray=ray_files)
+                       distributed=dist, remote_packages=plan.remote_packages)
         rd = self.run_dir(run_id)
         rd.create()
         rd.spec_path.write_text(spec.to_json())
@@ -151,17 +113,16 @@ class RunManager:
                                                  if req.extra_files else {}),
                                               **({"distributed": asdict(dist)} if dist else {}),
                                               **({"environment": {"name": env.name, "version": env.version,
-                                                                  "key": env_key}} if env else {})},
+                                                                  "key": plan.key}} if env else {})},
                                "snapshot_id": snap.id, "run_dir": str(rd.path)})
         rd.append_event(RunState.NOT_STARTED, "server")
         rd.append_event(RunState.PREPARING, "server", f"snapshot {snap.id}: {snap.files} files, "
                         f"{snap.new_files} new")
-        if env_key is not None:
-            # Build (or wait for) the environment in the background; the run is Preparing meanwhile
-            # and its logs/prepare.txt shows the build live.
+        if plan.build is not None:
+            # Build (or wait for) the environment or image in the background; the run is
+            # Preparing meanwhile and its logs/prepare.txt shows the build live.
             self.tailer.sync(run_id)
-            prepare = self._prepare_container if env_key == "docker" else self._prepare_environment
-            asyncio.get_running_loop().create_task(prepare(target, spec, rd, env))
+            asyncio.get_running_loop().create_task(self._prepare(target, spec, rd, plan))
             return self.get_run(run_id)
         self._enqueue(target, run_id, rd)
         return self.get_run(run_id)
@@ -219,36 +180,23 @@ class RunManager:
         target.queue.append(run_id)
         self.pump(target)
 
-    async def _prepare_environment(self, target: Target, spec: RunSpec, rd: RunDir,
-                                   env: EnvironmentSpec) -> None:
+    async def _prepare(self, target: Target, spec: RunSpec, rd: RunDir, plan) -> None:
+        ctx = PrepareContext(self.environments.envs, rd.logs / "prepare.txt")
         try:
-            python = await asyncio.to_thread(self.envs.ensure, env, rd.logs / "prepare.txt")
+            await asyncio.to_thread(target.prepare, spec, plan, ctx)
         except BuildFailed as exc:
-            rd.append_event(RunState.FAILED, "server", f"Environment {env.name}: {exc}")
+            rd.append_event(RunState.FAILED, "server", f"Environment {plan.env.name}: {exc}")
             self.tailer.sync(spec.run_id)
             return
         except Exception as exc:  # never leave a run in Preparing
             log.exception("jupyter-train: preparing %s failed", spec.run_id)
-            rd.append_event(RunState.FAILED, "server", f"Environment {env.name} could not be prepared: {exc}")
+            rd.append_event(RunState.FAILED, "server", f"Environment {plan.env.name} could not be prepared: {exc}")
             self.tailer.sync(spec.run_id)
             return
-        if self._canceled_while_preparing(rd, spec.run_id, "its environment"):
+        if self._canceled_while_preparing(rd, spec.run_id, plan.what):
             return
-        spec.python = python
         rd.spec_path.write_text(spec.to_json())
         self._enqueue(target, spec.run_id, rd)
-
-    def _container_environment(self, target: DockerTarget, env: EnvironmentSpec | None) -> EnvironmentSpec:
-        """The environment a run on a Docker target runs in: its own image, or the target's."""
-        if env is not None and (env.docker_base_image or env.docker_file):
-            return env
-        if target.docker.image:
-            base = env or EnvironmentSpec(name=f"{target.name}-default")
-            return EnvironmentSpec(**{**base.to_dict(), "docker_base_image": target.docker.image})
-        raise InvalidRequest(
-            f"A run on the Docker target {target.name!r} needs an image: give it an environment with "
-            "docker.base_image (or a Dockerfile), or create the target with image=... for runs that "
-            "name none.")
 
     def _canceled_while_preparing(self, rd: RunDir, run_id: str, what: str) -> bool:
         if rd.last_state() not in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
@@ -256,77 +204,6 @@ class RunManager:
         rd.append_event(RunState.CANCELED, "server", f"Canceled while {what} was prepared")
         self.tailer.sync(run_id)
         return True
-
-    async def _prepare_container(self, target: DockerTarget, spec: RunSpec, rd: RunDir,
-                                 env: EnvironmentSpec) -> None:
-        from ..environments.images import ensure_image
-
-        log_path = rd.logs / "prepare.txt"
-
-        def log(text: str) -> None:
-            with open(log_path, "a") as f:
-                f.write(text)
-
-        try:
-            client = target.client()
-            tag = await asyncio.to_thread(ensure_image, client, env, log, target.docker.allow_pull,
-                                          None, f"the Docker engine at {target.engine}")
-        except Exception as exc:  # BuildFailed, an engine that went away: never stuck in Preparing
-            message = str(exc) if isinstance(exc, BuildFailed) else f"the Docker engine at {target.engine}: {exc}"
-            rd.append_event(RunState.FAILED, "server", f"Environment {env.name}: {message}")
-            self.tailer.sync(spec.run_id)
-            return
-        if self._canceled_while_preparing(rd, spec.run_id, "its image"):
-            return
-        spec.container = target.container_config(tag, env.interpreter_path or "python3")
-        rd.spec_path.write_text(spec.to_json())
-        self._enqueue(target, spec.run_id, rd)
-
-    # -- environments ---------------------------------------------------------------------
-    def resolve_environment(self, body: dict) -> EnvironmentSpec:
-        """{"name", "version"} of a curated or registered environment, or a whole spec."""
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-            raise InvalidRequest("'environment' must be an object with a 'name'.")
-        if set(body) <= {"name", "version"}:
-            return EnvironmentSpec.from_dict(self.get_environment(body["name"], body.get("version")))
-        return EnvironmentSpec.from_dict(body)
-
-    def get_environment(self, name: str, version: int | None = None) -> dict:
-        for env in curated_environments():
-            if env.name == name:
-                return env.to_dict()
-        found = self.store.get_environment(name, version)
-        if found is None:
-            which = f"version {version} of " if version else ""
-            raise NotFound(f"No {which}environment {name!r} is registered. Register it with "
-                           "env.register(ws), or list them with Environment.list(ws).")
-        return found
-
-    def list_environments(self) -> list[dict]:
-        """Every curated and registered environment, with ``build_state``: 'ready' (runs on an
-        existing interpreter), 'built', 'building', 'failed', 'not built' or 'unavailable' (its
-        Python version is not on this machine)."""
-        out = []
-        for env in [e.to_dict() for e in curated_environments()] + self.store.list_environments():
-            spec = EnvironmentSpec.from_dict(env)
-            try:
-                env["build_state"] = self.envs.state(spec.build_key()) if spec.needs_build else "ready"
-            except InvalidRequest:
-                env["build_state"] = "unavailable"
-            out.append(env)
-        return out
-
-    def register_environment(self, body: dict) -> dict:
-        spec = EnvironmentSpec.from_dict({k: v for k, v in body.items() if k != "version"})
-        check_name("Environment", spec.name)
-        if spec.name.startswith(CURATED_PREFIX) or spec.curated:
-            raise InvalidRequest(f"Names starting with {CURATED_PREFIX!r} are reserved for curated "
-                                 "environments; clone it under a new name to change it.")
-        spec.pip_requirements()  # refuse unmappable conda packages now, not at the first run
-        if spec.python_version:
-            spec.interpreter()
-        version = self.store.register_environment(spec.name, spec.to_dict())
-        return self.get_environment(spec.name, version)
 
     # -- queue ----------------------------------------------------------------------------
     def pump(self, target: Target) -> None:
@@ -344,15 +221,12 @@ class RunManager:
                 return  # the head waits; nobody overtakes it
             target.queue.pop(0)
             (rd.path / "nodes.json").write_text(json.dumps({"target": target.name, "nodes": indices}))
-            spec.node_gpus = target.node_gpus(indices)
-            spec.nodes = build_nodes(spec)
-            if isinstance(target, RayTarget):
-                try:
-                    spec.ray = {**(spec.ray or {}), **target.ray_config()}  # may start the local head
-                except InvalidRequest as exc:
-                    rd.append_event(RunState.FAILED, "server", exc.message)
-                    self.tailer.sync(run_id)
-                    continue
+            try:
+                target.place(spec, indices)  # a Ray target may start its local head here
+            except InvalidRequest as exc:
+                rd.append_event(RunState.FAILED, "server", exc.message)
+                self.tailer.sync(run_id)
+                continue
             rd.spec_path.write_text(spec.to_json())
             self._schedule(target, spec, rd)
 
@@ -361,6 +235,25 @@ class RunManager:
         for target in self.targets.values():
             target.release(run_id)
             self.pump(target)
+
+    def has_queued(self) -> bool:
+        return any(t.queue for t in self.computes)
+
+    def reattach(self, run: dict) -> None:
+        """After a server restart: a running run holds its nodes again; a queued one queues."""
+        target = self.targets.get(run["compute_target"])
+        if target is None:
+            return
+        nodes_file = self.run_dir(run["id"]).path / "nodes.json"
+        if nodes_file.is_file():
+            target.hold(run["id"], json.loads(nodes_file.read_text())["nodes"])
+        elif run["status"] == RunState.QUEUED.value:
+            target.queue.append(run["id"])
+
+    def reap_orphan(self, run: dict, rd: RunDir, say) -> None:
+        """End what a run whose supervisor died left running (processes, containers)."""
+        target = self.targets.get(run.get("compute_target")) or self.computes.fallback()
+        target.reap_orphan(rd, say)
 
     def tick_targets(self) -> None:
         for target in self.targets.values():
@@ -463,181 +356,3 @@ class RunManager:
         """Each metric series of a run, downsampled to about ``points`` [x, value] pairs."""
         self.get_run(run_id)
         return self.store.metric_view(run_id, min(max(points, 0), MAX_SERIES_POINTS), name, rank)
-
-    def compute_targets(self) -> list[dict]:
-        return [t.describe() for t in self.targets.values()]
-
-    def _host_gpus(self) -> list[str]:
-        local = self.targets.get("local")
-        return local.gpus if isinstance(local, LocalTarget) else []
-
-    def get_compute(self, name: str) -> dict:
-        target = self.targets.get(name)
-        if target is None:
-            raise NotFound(f"No compute target {name!r}. Known: {', '.join(sorted(self.targets))}. "
-                           "Create it with ComputeTarget.create(ws, name, config).")
-        return target.describe()
-
-    def create_compute(self, body: dict) -> dict:
-        name = check_name("Compute target", body.get("name"))
-        if name in self.targets:
-            raise Conflict(f"A compute target {name!r} exists already; pick another name or delete it.")
-        kinds = {"ray": (RayConfig, RayTarget, "a Ray target"), "docker": (DockerConfig, DockerTarget, "a Docker target")}
-        if body.get("kind", "cluster") not in ("cluster", *kinds):
-            raise InvalidRequest(f"Unknown compute kind {body.get('kind')!r}: use 'cluster' (node slots of "
-                                 "this host), 'docker' or 'ray'.")
-        if not isinstance(body.get("max_nodes", 1), int) or not 0 < body.get("max_nodes", 1) <= MAX_NODES:
-            raise InvalidRequest(f"max_nodes must be a whole number from 1 to {MAX_NODES}.")  # slots are listed
-        if body.get("kind") in kinds:
-            config_cls, target_cls, what = kinds[body["kind"]]
-            fields = set(config_cls.__dataclass_fields__) - {"name", "created_at"}
-            unknown = set(body) - fields - {"name", "kind"}
-            if unknown:
-                raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for {what}; allowed: {sorted(fields)}.")
-            config = config_cls(name=name, **{k: v for k, v in body.items() if k in fields and v is not None})
-            config.validate()
-            target = target_cls(config)
-            why = target.ping() if isinstance(target, DockerTarget) else None
-            if why:
-                raise InvalidRequest(why + ". Start Docker, or pass the engine's base_url.")
-            self.store.save_compute(name, body["kind"], target.to_config())
-            self.targets[name] = target
-            return target.describe()
-        fields = {k: body[k] for k in ("vm_size", "min_nodes", "max_nodes",
-                                        "idle_seconds_before_scaledown") if k in body}
-        unknown = set(body) - set(fields) - {"name", "kind"}
-        if unknown:
-            raise InvalidRequest(f"Unknown field(s) {sorted(unknown)} for a cluster.")
-        config = ClusterConfig(name=name, **fields)
-        gpus = self._host_gpus()
-        config.validate(len(gpus), self.node_shapes)
-        target = ClusterTarget(config, gpus, shapes=self.node_shapes)
-        self.store.save_compute(name, "cluster", target.to_config())
-        self.targets[name] = target
-        return target.describe()
-
-    def delete_compute(self, name: str) -> None:
-        self.get_compute(name)
-        target = self.targets[name]
-        if not isinstance(target, ClusterTarget):
-            raise InvalidRequest(f"{name!r} is built in and cannot be deleted.")
-        if target.queue or any(n.run_id for n in target.nodes.values()):
-            raise Conflict(f"Cluster {name!r} has runs running or queued; cancel them first.")
-        if isinstance(target, RayTarget):
-            target.stop_head()
-        self.store.delete_compute(name)
-        del self.targets[name]
-
-    # -- models ---------------------------------------------------------------------------
-    async def register_model(self, body: dict) -> dict:
-        """A new version of model ``name`` from a run's file or folder (``run_id`` + ``path``) or a
-        local absolute ``path``. Its files are stored once per content (see modelfiles)."""
-        if not isinstance(body, dict):
-            raise InvalidRequest("The request body must be a JSON object: name, path, run_id, ...")
-        name = check_name("Model", body.get("name"))
-        run_id, rel = body.get("run_id"), body.get("path")
-        if not isinstance(rel, str) or not rel:
-            raise InvalidRequest("'path' is required: a file or folder inside the run (e.g. "
-                                 "outputs/model.pt), or an absolute path on the server's machine.")
-        experiment = self.get_run(run_id)["experiment"] if run_id else None
-        for key in ("tags", "properties"):
-            if not isinstance(body.get(key) or {}, dict):
-                raise InvalidRequest(f"'{key}' must be an object.")
-        for key in ("model_framework", "model_framework_version", "description"):
-            if body.get(key) is not None and not isinstance(body[key], str):
-                raise InvalidRequest(f"'{key}' must be a string.")
-        tree, src_rel, src_name = model_source(rel, history.run_tree(self.run_dir(run_id), run_id) if run_id else None)
-        pending = self.ws.models / name / f".pending-{secrets.token_hex(6)}"
-        try:
-            stored = await asyncio.to_thread(self.model_files_store.store, tree, src_rel, src_name, pending)
-        finally:
-            tree.close()
-        model = {"name": name, "run_id": run_id, "experiment": experiment, "path": src_name,
-                 "source_path": rel, "tags": {str(k): str(v) for k, v in (body.get("tags") or {}).items()},
-                 "properties": body.get("properties") or {}, "description": body.get("description"),
-                 "framework": body.get("model_framework"),
-                 "framework_version": body.get("model_framework_version"),
-                 "checksum": stored.checksum, "size": stored.size, "created_at": time.time()}
-        try:
-            version = self.store.insert_model(model, stored.files)
-            os.replace(pending, self.ws.models / name / str(version))
-        except BaseException:
-            shutil.rmtree(pending, ignore_errors=True)
-            raise
-        return {**self.get_model(name, version), "skipped": stored.skipped}
-
-    def update_model(self, name: str, version: int, body: dict) -> dict:
-        """Add or change tags (``tags``), remove some (``remove_tags``), add properties (never
-        change them: they record how a version was made) and set the description."""
-        model = self.get_model(name, version)
-        if not isinstance(body, dict) or not set(body) <= {"tags", "remove_tags", "properties", "description"}:
-            raise InvalidRequest("Send an object with any of: tags (object), remove_tags (list), "
-                                 "properties (object), description (string).")
-        tags, props = dict(model["tags"]), dict(model["properties"])
-        add, remove, new_props = body.get("tags") or {}, body.get("remove_tags") or [], body.get("properties") or {}
-        if not isinstance(add, dict) or not isinstance(remove, list) or not isinstance(new_props, dict):
-            raise InvalidRequest("'tags' and 'properties' must be objects, 'remove_tags' a list of keys.")
-        changed = [k for k, v in new_props.items() if k in props and props[k] != v]
-        if changed:
-            raise Conflict(f"Properties {changed} are already set on {name}:{version} and cannot change; "
-                           "use tags for values that change.")
-        tags.update({str(k): str(v) for k, v in add.items()})
-        for key in remove:
-            tags.pop(str(key), None)
-        props.update(new_props)
-        description = body.get("description", model.get("description"))
-        if description is not None and not isinstance(description, str):
-            raise InvalidRequest("'description' must be a string.")
-        self.store.update_model(name, version, tags, props, description)
-        return self.get_model(name, version)
-
-    def delete_model(self, name: str, version: int) -> dict:
-        """Forget one version and free the bytes no other version shares; returns what it freed."""
-        model = self.get_model(name, version)
-        unused = self.store.delete_model(name, version)
-        freed = self.model_files_store.remove(self.model_dir(model), unused)
-        return {"name": name, "version": version, "freed_bytes": freed}
-
-    def get_model(self, name: str, version: int | None = None) -> dict:
-        model = self.store.get_model(name, version)
-        if model is None:
-            which = f"version {version} of " if version else ""
-            raise NotFound(f"No {which}model {name!r} is registered. List models with GET /train/api/models.")
-        model["files"] = self.model_files(model)
-        return model
-
-    def model_dir(self, model: dict) -> Path:
-        return self.ws.models / model["name"] / str(model["version"])
-
-    def model_tree(self, model: dict) -> Tree:
-        return Tree(self.model_dir(model), what=f"model {model['name']}:{model['version']}")
-
-    def model_files(self, model: dict) -> list[str]:
-        """The version's files (links planted in its folder afterwards are left out)."""
-        try:
-            with self.model_tree(model) as tree:
-                return sorted(name for name, _size in tree.list().files)
-        except NotFound:
-            return []
-
-    def open_model_file(self, name: str, version: int, rel: str):
-        model = self.get_model(name, version)
-        with self.model_tree(model) as tree:
-            try:
-                return tree.open(rel)
-            except NotFound:
-                raise NotFound(f"Model {name}:{version} has no file {rel!r}; it has {model['files']}.") from None
-
-    def list_models(self, name: str | None = None, tags: list[str] | None = None,
-                    properties: list[str] | None = None) -> list[dict]:
-        """Every version, oldest first per name; ``tags``/``properties`` filters are "key" (has
-        it) or "key=value" (has that value), all of which must hold."""
-        def keep(d: dict, wanted: list[str]) -> bool:
-            for w in wanted:
-                key, eq, value = w.partition("=")
-                if key not in d or (eq and str(d[key]) != value):
-                    return False
-            return True
-
-        return [m for m in self.store.list_models(name)
-                if keep(m["tags"], tags or []) and keep(m["properties"], properties or [])]

@@ -20,17 +20,19 @@ while nobody watches costs the server no event-loop wake-ups at all.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import select
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
 
+from .. import contract
 from ..errors import TrainError
 from ..launcher.finalize import finalize_outputs
-from ..launcher.procs import end_run_processes, is_alive, kill_ranks, note_to
+from ..launcher.procs import is_alive, note_to
+from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
 from ..paths import Tree
 from .ingest import parse_metric_lines, rank_of, read_metric_batch
@@ -53,8 +55,22 @@ class _Active:
         self.supervisor: dict | None = None  # supervisor.json once its process groups are known
 
 
+class TailerHost(Protocol):
+    """All the tailer asks of the run manager."""
+
+    store: Any  # store.SQLiteStore
+    ws: Any  # workspace.WorkspaceDir
+
+    def run_dir(self, run_id: str) -> RunDir: ...
+    def has_queued(self) -> bool: ...  # runs wait for nodes (the tailer ticks the targets)
+    def tick_targets(self) -> None: ...
+    def reattach(self, run: dict) -> None: ...  # a server restart: the run's nodes or queue place
+    def reap_orphan(self, run: dict, rd: RunDir, say) -> None: ...  # its supervisor is gone
+    def run_finished(self, run_id: str) -> None: ...  # free its nodes (on the event loop)
+
+
 class Tailer:
-    def __init__(self, manager, poll_interval: float):
+    def __init__(self, manager: TailerHost, poll_interval: float):
         self.m = manager
         self.poll_interval = poll_interval  # the fallback: a full pass at least this often
         self.children = {}  # run_id -> Popen of a supervisor this server started
@@ -112,17 +128,9 @@ class Tailer:
 
     def _reattach_nodes(self, run: dict) -> None:
         """A running run keeps the nodes it holds; a queued one goes back in its queue."""
-        target = self.m.targets.get(run["compute_target"])
-        if target is None:
-            return
-        nodes_file = self.m.run_dir(run["id"]).path / "nodes.json"
         run = self.m.store.get_run(run["id"])
-        if RunState(run["status"]).is_terminal():
-            return
-        if nodes_file.is_file():
-            target.hold(run["id"], json.loads(nodes_file.read_text())["nodes"])
-        elif run["status"] == RunState.QUEUED.value:
-            target.queue.append(run["id"])
+        if not RunState(run["status"]).is_terminal():
+            self.m.reattach(run)
 
     def _restore_row(self, d) -> None:
         spec = RunSpec.load(d / "spec.json")
@@ -214,7 +222,7 @@ class Tailer:
         tick; no wait while the last pass left work behind."""
         pending = self._again or (self._watch is not None and self._watch.pending)
         timeout = 0.0 if pending else max(0.0, self._next_full - time.monotonic())
-        if any(t.queue for t in list(self.m.targets.values())):
+        if self.m.has_queued():
             timeout = min(timeout, QUEUE_POLL_S)
         poller = select.poll()
         poller.register(self._poke_fds[0], select.POLLIN)
@@ -240,7 +248,7 @@ class Tailer:
     def _loop_has_work(self, news: set[str], logs: set[str]) -> bool:
         return bool(self._stopping or self.finished or (news and self.watchers)
                     or any(r in self.subscribers for r in news | logs)
-                    or any(t.queue for t in list(self.m.targets.values())))
+                    or self.m.has_queued())
 
     def _fallback_s(self) -> float:
         if not self.file_events:
@@ -419,7 +427,7 @@ class Tailer:
             return []
         try:
             return sorted(e.name for e in os.scandir(rd.metrics)
-                          if e.name.endswith(".jsonl") and e.is_file(follow_symlinks=False))
+                          if e.name.endswith(contract.METRICS_SUFFIX) and e.is_file(follow_symlinks=False))
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -456,12 +464,7 @@ class Tailer:
     def _finish_orphan(self, run_id: str, run: dict) -> None:
         rd = self.m.run_dir(run_id)
         info = rd.read_supervisor_info() or {}
-        # every process of the run, however it detached: their environment names the run directory
-        end_run_processes(rd.path, 2.0, groups=info.get("pgids") or [], say=note_to(rd.logs / "supervisor.txt"))
-        stop_containers = getattr(self.m.targets.get(run.get("compute_target")), "stop_containers", None)
-        if stop_containers is not None:
-            stop_containers(run_id)  # a Docker target's nodes, found by label on the engine
-        kill_ranks(rd)
+        self.m.reap_orphan(run, rd, note_to(rd.logs / "supervisor.txt"))
         finalize_outputs(rd)
         # Read the log again: a cancel may have landed after ``run`` was folded (a SIGTERM that
         # reached the supervisor before its handler was set is how such a cancel ends).
@@ -479,7 +482,7 @@ class Tailer:
         self.backlog.add(run_id)
 
 
-_TERMINAL = {s.value for s in RunState if s.is_terminal()}
+_TERMINAL = contract.TERMINAL_STATES
 
 
 def _drain(fd: int) -> None:

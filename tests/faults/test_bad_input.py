@@ -446,9 +446,9 @@ def test_the_manager_refuses_an_unknown_compute_kind_itself(tmp_path):
     manager = RunManager(str(tmp_path / "ws"))
     try:
         with pytest.raises(InvalidRequest, match="Unknown compute kind 'quantum': use 'cluster'"):
-            manager.create_compute({"name": "c1", "kind": "quantum"})
+            manager.computes.create({"name": "c1", "kind": "quantum"})
         with pytest.raises(InvalidRequest, match="max_nodes must be a whole number from 1 to 10000"):
-            manager.create_compute({"name": "c2", "max_nodes": 10**20})  # its slots are listed
+            manager.computes.create({"name": "c2", "max_nodes": 10**20})  # its slots are listed
         assert sorted(manager.targets) == ["local"] and manager.store.list_computes() == []
     finally:
         manager.store.close()
