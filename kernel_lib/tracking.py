@@ -3,7 +3,8 @@
 Standard library only, so that it imports in any job environment in a millisecond. Inside a
 run (the supervisor sets ``JUPYTER_TRAIN_METRICS_DIR``) each call appends a tuple to an
 in-memory buffer; a daemon thread writes the buffer to this rank's JSON-lines file every
-``JUPYTER_TRAIN_FLUSH_S`` seconds (default 0.05) and at exit. No network, no serialization and
+``JUPYTER_TRAIN_FLUSH_S`` seconds (default 0.05) and at exit; after an interval with nothing
+to write it sleeps until the next point and writes that one at once. No network, no serialization and
 no file I/O happen on the training thread. The server tails the file. The record format and
 its limits are jupyter_ext.contract's (stdlib-only too; launcher.payload ships it with this).
 
@@ -29,6 +30,9 @@ __all__ = ["Run", "MAX_TEXT", "MAX_NAME"]
 
 _NUMBER_TYPES = (int, float)
 _now = time.time
+
+
+IDLE_CHECK_S = 1.0  # an idle flusher still looks at its queue this often
 
 
 def _warn(msg: str) -> None:
@@ -67,6 +71,7 @@ class _Writer:
         self.queue: collections.deque = collections.deque()
         self.flush_lock = threading.Lock()
         self.wake = threading.Event()
+        self.idle = False  # the flusher sleeps until a point comes (see _idle)
         self.closed = False
         self.thread = threading.Thread(target=self._loop, name="jupyter-train-metrics", daemon=True)
         self.thread.start()
@@ -74,9 +79,26 @@ class _Writer:
 
     def _loop(self):
         while not self.closed:
-            self.wake.wait(self.interval)
+            self.wake.wait(self.interval)  # points logged meanwhile go out as one write
             self.wake.clear()
+            busy = bool(self.queue)
             self.flush()
+            if not busy and not self.closed:
+                self._idle()
+
+    def _idle(self):
+        """A whole interval without a point: sleep until the next one, which ``poke`` writes at
+        once (an epoch's metric is not held back by the batching meant for per-step logging)."""
+        self.idle = True
+        if not self.queue:
+            self.wake.wait(IDLE_CHECK_S)
+        self.idle = False
+        self.wake.clear()
+        self.flush()
+
+    def poke(self):
+        self.idle = False
+        self.wake.set()
 
     def flush(self):
         if not self.queue:
@@ -177,6 +199,8 @@ class Run:
             step = self._steps.get(name, -1) + 1
         self._steps[name] = step
         self._append(("m", name, value, step, _now()))
+        if self._writer is not None and self._writer.idle:
+            self._writer.poke()
 
     def log_list(self, name: str, values, description: str = "") -> None:
         for v in values:
@@ -189,6 +213,8 @@ class Run:
 
     def tag(self, key: str, value=None) -> None:
         self._append(("t", str(key), "" if value is None else str(value)))
+        if self._writer is not None and self._writer.idle:
+            self._writer.poke()
 
     def set_tags(self, tags: dict) -> None:
         for k, v in tags.items():

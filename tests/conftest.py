@@ -42,8 +42,9 @@ def workspace_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def jp_server_config(workspace_dir):
+    # The server's defaults: file events, with the 1 s fallback pass (what users run)
     return {"ServerApp": {"jpserver_extensions": {"jupyter_ext": True}},
-            "TrainApp": {"workspace_dir": str(workspace_dir), "poll_interval": 0.02}}
+            "TrainApp": {"workspace_dir": str(workspace_dir)}}
 
 
 @pytest.fixture
