@@ -115,8 +115,7 @@ def test_mpirun_maps_ompi_ranks_to_nodes_and_gpus():
 
 
 def docker(**kw):
-    return DockerPlacement(target="d", nodes=[0, 1], base_url="tcp://engine:2375", image="img:1",
-                           python="/opt/py/bin/python3", **kw)
+    return DockerPlacement(target="d", nodes=[0, 1], base_url="tcp://engine:2375", image="img:1", **kw)
 
 
 def test_mpirun_on_docker_is_final_argv_with_the_containers_as_hosts():
@@ -147,6 +146,8 @@ def test_docker_nodes_run_the_images_python_and_see_their_gpus_renumbered():
     nodes = build_nodes(s)
     assert [n.argv[0] for n in nodes] == ["/opt/py/bin/python3"] * 2
     assert [n.env["CUDA_VISIBLE_DEVICES"] for n in nodes] == ["0,1", "0,1"]  # the container's numbers
+    mpi = spec(distributed=DistributedSpec("mpi", nodes=2, procs_per_node=2), placement=docker(node_gpus=["2,3", "4,5"]))
+    assert build_nodes(mpi)[0].env["JUPYTER_TRAIN_NODE_GPUS"] == "0,1;0,1"  # each rank, in its container
     assert "--master-addr={MASTER_ADDR}" in nodes[1].argv  # host network: node 0 is on loopback
     s.placement.network = "jt-net"  # a network of its own: node 0 by its container's name
     assert "--master-addr=jt-r-node0" in build_nodes(s)[1].argv

@@ -189,12 +189,16 @@ def check_mpirun(kind, spec, node, i):
     assert node.log == "mpirun"
     assert node.env["JUPYTER_TRAIN_PROCS_PER_NODE"] == str(d.procs_per_node)
     assert node.env["MASTER_ADDR"] == "{MASTER_ADDR}" and node.env["MASTER_PORT"] == "{MASTER_PORT}"
-    gpus = {"cluster": "0,1;2,3", "docker": "0;1"}.get(kind)
+    # a container gets its node's devices by device request and sees them as 0..n-1
+    gpus = {"cluster": "0,1;2,3", "docker": "0;0"}.get(kind)
     assert node.env.get("JUPYTER_TRAIN_NODE_GPUS") == gpus
     if kind == "docker":  # the ranks run in the node containers, reached through docker exec
         hosts = launcher[launcher.index("--host") + 1]
         assert hosts == ",".join(f"{container_name(RUN_ID, n)}:{d.procs_per_node}" for n in range(d.nodes))
         assert "plm_rsh_agent" in launcher and node.env["JUPYTER_TRAIN_DOCKER_URL"] == NO_ENGINE
+        containers = node.where["containers"]  # mpirun's daemons run in every node's container
+        assert [c["container"] for c in containers] == [container_name(RUN_ID, n) for n in range(d.nodes)]
+        assert [c["gpus"] for c in containers] == [[str(n)] for n in range(d.nodes)]
         exported = {launcher[k + 1] for k, a in enumerate(launcher) if a == "-x"}
         assert {"USER_VAR", "JUPYTER_TRAIN_RUN_ID", "JUPYTER_TRAIN_RUN_DIR", "PYTHONPATH"} <= exported
 

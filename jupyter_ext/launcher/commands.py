@@ -121,8 +121,8 @@ def mpirun_command(spec: RunSpec, d: DistributedSpec, is_root: bool) -> list[Nod
     On Docker its ranks run in the node containers (``docker_mpi_options``)."""
     env = {"MASTER_ADDR": MASTER_ADDR, "MASTER_PORT": MASTER_PORT,
            C.ENV_PROCS_PER_NODE: str(d.procs_per_node)}
-    if spec.node_gpus:
-        env[C.ENV_NODE_GPUS] = ";".join(spec.node_gpus)
+    if any(spec.node_gpus):
+        env[C.ENV_NODE_GPUS] = ";".join(_gpu_env(spec, i).get("CUDA_VISIBLE_DEVICES", "") for i in range(d.nodes))
     argv = ["mpirun", "-np", str(d.world_size)]
     if isinstance(spec.placement, DockerPlacement):
         argv += docker_mpi_options(spec, d, env)

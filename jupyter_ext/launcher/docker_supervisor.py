@@ -182,7 +182,7 @@ class DockerSupervisor(RemoteSupervisor):
                 "signal.signal(signal.SIGTERM, lambda *a: exit(0))\ntime.sleep(10**9)"]
         for i in range(d.nodes):
             container = self._container(container_name(self.spec.run_id, i), i, node, keep, env,
-                                        network_mode="host")
+                                        device_requests=self._gpu_requests(i), network_mode="host")
             self.keepers.append(_Container(container))
         host_env = dict(os.environ)
         host_env.pop(ENV_SUPERVISOR, None)
@@ -192,16 +192,19 @@ class DockerSupervisor(RemoteSupervisor):
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((node, proc))
 
-    def _start_containers(self) -> None:
+    def _gpu_requests(self, i: int) -> list:
+        """Node ``i``'s GPUs (the engine host's device ids) as device requests: inside, 0..n-1."""
         import docker
 
+        gpus = self.spec.node_gpus[i] if i < len(self.spec.node_gpus) else ""
+        return [docker.types.DeviceRequest(device_ids=gpus.split(","), capabilities=[["gpu"]])] if gpus else []
+
+    def _start_containers(self) -> None:
         host = self.placement.network == "host"
         for i, node in enumerate(self.spec.nodes):
-            gpus = self.spec.node_gpus[i] if i < len(self.spec.node_gpus) else ""
-            requests = [docker.types.DeviceRequest(device_ids=gpus.split(","), capabilities=[["gpu"]])] if gpus else []
             name = container_name(self.spec.run_id, i)
             container = self._container(name, i, node, node.argv, self.node_env(node),
-                                        device_requests=requests, network_mode="host" if host else None,
+                                        device_requests=self._gpu_requests(i), network_mode="host" if host else None,
                                         network=None if host else self.placement.network,
                                         hostname=None if host else name)
             self.procs.append((node, _Container(container)))

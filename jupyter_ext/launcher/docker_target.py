@@ -179,6 +179,16 @@ class DockerTarget(Target):
         return env
 
     def node_where(self, spec: RunSpec, i: int) -> dict:
+        """The container of node ``i``; for an MPI job (one mpirun on this host), every node's
+        container, which mpirun's daemons and ranks are started in (docker exec)."""
+        p = spec.placement
+        mpi = spec.distributed is not None and spec.distributed.kind == "mpi"
+        where = self._container_where(spec, i)
+        if mpi:
+            where["containers"] = [self._container_where(spec, k) for k in range(len(p.nodes))]
+        return where
+
+    def _container_where(self, spec: RunSpec, i: int) -> dict:
         p = spec.placement
         gpus = p.node_gpus[i] if i < len(p.node_gpus) else None
         return {"container": container_name(spec.run_id, i), "image": p.image,
