@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -82,13 +83,25 @@ def test_an_unreachable_ray_cluster_fails_the_run_naming_it(tmp_path, listening)
         import ray  # noqa: F401  (CI installs it with the test extras: never skip there)
     else:
         pytest.importorskip("ray")
+    held: list[socket.socket] = []  # accepted and never answered (a backlog alone fills up)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         if listening:
-            sock.listen(16)  # connections complete in the backlog; nothing ever answers them
+            sock.listen(64)
+
+            def accept() -> None:
+                while True:
+                    try:
+                        held.append(sock.accept()[0])
+                    except OSError:  # the socket closed: the test is over
+                        return
+
+            threading.Thread(target=accept, daemon=True).start()
         address = f"127.0.0.1:{sock.getsockname()[1]}"
         rd = prepare(tmp_path, RayPlacement(target="ray", address=address, shape={"CPU": 1}))
         last, took = supervise(rd, timeout=UNREACHABLE_S + 60)
+    for conn in held:
+        conn.close()
     assert last["state"] == "Failed" and took < UNREACHABLE_S, (took, last, (rd.logs / "supervisor.txt").read_text())
     assert address in last["message"]
     assert ("accepts connections" if listening else "nothing answers") in last["message"]

@@ -23,6 +23,8 @@ from ..contract import ENV_RAY_SHIP_PACKAGES
 
 PG_TIMEOUT_S = 120  # to be granted the job's bundles
 ENV_TIMEOUT_S = 900  # for Ray to build an environment on a node
+ANSWERED_S = 30.0  # more time to connect after the cluster answered with an error of its own
+MAX_CONNECT_S = 180.0  # and no more than this in all
 package_dirs = payload.package_dirs  # jupyter_ext and kernel_lib: on the PYTHONPATH of the nodes
 
 
@@ -100,7 +102,7 @@ class RaySupervisor(RemoteSupervisor):
 
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's notes in supervisor.txt, without colour codes
-        said = None
+        said, started = None, time.monotonic()
         while True:  # a local head started by the target may still be coming up
             try:
                 ray.init(address=self.address, namespace="jupyter-train", log_to_driver=False,
@@ -108,6 +110,11 @@ class RaySupervisor(RemoteSupervisor):
                 break
             except Exception as exc:
                 self.connect_error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, ConnectionAbortedError) and "from server" in str(exc):
+                    # The cluster answered, with an error of its own (Ray Client's proxy failing
+                    # to start a server for us, seen under load): it is reachable; more time.
+                    self.deadline = deadline = min(max(self.deadline, time.monotonic() + ANSWERED_S),
+                                                   started + MAX_CONNECT_S)
                 if time.monotonic() + 1 > deadline:
                     raise OSError(f"could not reach it: {exc}") from None
                 if said != self.connect_error:

@@ -137,18 +137,18 @@ class RemoteSupervisor(Supervisor):
     def connect_within(self, seconds: float) -> None:
         """``connect`` in a thread of its own, so that an engine that never answers (a Ray
         driver retries its GCS forever) fails the run after ``seconds`` with its address."""
-        deadline = time.monotonic() + seconds
+        self.deadline = time.monotonic() + seconds
         outcome: dict = {}
 
         def attempt() -> None:
             try:
-                self.connect(deadline)
+                self.connect(self.deadline)
             except BaseException as exc:  # noqa: BLE001 (handed to the main thread)
                 outcome["error"] = exc
 
         worker = threading.Thread(target=attempt, daemon=True, name="connect")
         worker.start()
-        while worker.is_alive() and time.monotonic() < deadline:
+        while worker.is_alive() and time.monotonic() < self.deadline:
             if self.cancel_requested:
                 raise StartCanceled()
             worker.join(0.25)
