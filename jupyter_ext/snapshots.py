@@ -22,6 +22,7 @@ Ignore files are read in every directory, as git does; patterns are gitignore sy
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -319,9 +320,17 @@ def _open_source(path: str) -> int:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``path`` whole or not at all. The temp file's name is unique: snapshots are taken
+    on worker threads, and many submissions of the same files write the same manifest at once."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

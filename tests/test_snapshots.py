@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,6 +74,27 @@ def test_resubmit_of_an_unchanged_folder_stores_nothing_new(tmp_path):
     out2 = tmp_path / "wd2"
     store.materialize(changed.id, out2)
     assert (out2 / "pkg" / "m3.py").read_text() == "value = 'changed'\n"
+
+
+def test_many_snapshots_of_the_same_files_taken_at_once_all_succeed(tmp_path):
+    """Submissions take snapshots on worker threads: 100 identical ones at once write the same
+    manifest and the same stat cache at the same moment (a shared temp name made some fail)."""
+    src = tmp_path / "src"
+    write(src, "train.py", "print(1)")
+    store = SnapshotStore(tmp_path / "store")
+    barrier = threading.Barrier(8)
+
+    def take(i):
+        barrier.wait()
+        if i % 2:
+            return store.take(None, 10**6, 10, extra_files={"burst.py": b"print('same')"}).id
+        return store.take(str(src), 10**6, 10).id
+
+    for _ in range(5):
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(take, range(8)))
+        assert len(set(ids[0::2])) == 1 and len(set(ids[1::2])) == 1
+    assert not [p.name for p in (tmp_path / "store").rglob("*.tmp")], "temp files left behind"
 
 
 def test_limits_are_checked_before_anything_is_stored(tmp_path):
