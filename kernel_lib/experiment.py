@@ -17,11 +17,18 @@ class Experiment:
     def __repr__(self):
         return f"Experiment(name={self.name!r}, workspace={self.workspace.name!r})"
 
-    def submit(self, config: ScriptRunConfig, tags: dict | None = None) -> Run:
-        if not isinstance(config, ScriptRunConfig):
-            raise TypeError("Experiment.submit takes a ScriptRunConfig(source_directory=..., script=...).")
+    def submit(self, config, tags: dict | None = None) -> Run:
+        """Submit a ScriptRunConfig (a Run) or a HyperDriveConfig (a HyperDriveRun, the sweep)."""
+        from .hyperdrive import HyperDriveConfig, HyperDriveRun
+
+        if not isinstance(config, (ScriptRunConfig, HyperDriveConfig)):
+            raise TypeError("Experiment.submit takes a ScriptRunConfig(source_directory=..., script=...) "
+                            "or a HyperDriveConfig(...).")
         if tags is not None and not isinstance(tags, dict):
             raise args.ArgumentTypeError(f"tags must be a dict of name -> value, not {type(tags).__name__}.")
+        if isinstance(config, HyperDriveConfig):
+            data = self.workspace.client.post("/sweeps", config.to_request(self.name, tags))
+            return HyperDriveRun._from_data(self.workspace, data)
         data = self.workspace.client.post("/runs", config.to_request(self.name, tags))
         return Run._from_data(self.workspace, data)
 

@@ -30,6 +30,9 @@ class Run:
     def _from_data(cls, workspace, data: dict) -> "Run":
         from .experiment import Experiment
 
+        if cls is Run and (data.get("properties") or {}).get("sweep"):
+            from .hyperdrive import HyperDriveRun
+            cls = HyperDriveRun  # a sweep's parent, however it was found
         return cls(Experiment(workspace, data["experiment"]), data["id"], _data=data)
 
     def __repr__(self):
@@ -54,7 +57,14 @@ class Run:
         return self.refresh().status
 
     def get_details(self) -> dict:
-        return dict(self.refresh()._data)
+        """The run as the server has it, plus Azure ML's names: runId, target and
+        runDefinition {script, arguments, target}."""
+        d = dict(self.refresh()._data)
+        d.setdefault("runId", d["id"])
+        d.setdefault("target", d["compute_target"])
+        d.setdefault("runDefinition", {"script": d["script"], "arguments": list(d["arguments"]),
+                                       "target": d["compute_target"]})
+        return d
 
     @property
     def error(self) -> str | None:

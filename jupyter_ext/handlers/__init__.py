@@ -13,7 +13,7 @@ from .models import ModelFileHandler, ModelHandler, ModelsHandler, ModelVersionH
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
                    InfoHandler, LogHandler, LogsHandler, MetricSeriesHandler, MetricsHandler,
                    OneComputeHandler,
-                   ResubmitHandler, RunHandler, RunsHandler)
+                   ResubmitHandler, RunHandler, RunsHandler, SweepsHandler)
 from .stream import RunStreamHandler
 
 RUN = r"(?P<run_id>[A-Za-z0-9_.-]+)"
@@ -36,6 +36,7 @@ ROUTES = [
     (rf"/runs/{RUN}/files", FilesHandler),
     (rf"/runs/{RUN}/files/(?P<name>.+)", FileHandler),
     (rf"/runs/{RUN}/stream", RunStreamHandler),
+    (r"/sweeps", SweepsHandler),
     (r"/environments", EnvironmentsHandler),
     (rf"/environments/{NAME}", EnvironmentHandler),
     (r"/models", ModelsHandler),

@@ -49,7 +49,9 @@ class RunsHandler(TrainHandler):
     def get(self):
         runs = self.manager.list_runs(experiment=self.get_query_argument("experiment", None),
                                       status=self.get_query_argument("status", None),
-                                      limit=self.int_arg("limit", 100, 1))
+                                      limit=self.int_arg("limit", 100, 1),
+                                      parent=self.get_query_argument("parent", None),
+                                      include_children=self.get_query_argument("include_children", "false").lower() in ("true", "1"))
         self.send_json({"runs": runs})
 
     @web.authenticated
@@ -59,11 +61,18 @@ class RunsHandler(TrainHandler):
         self.send_json(run, status=201)
 
 
+class SweepsHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    async def post(self):
+        self.send_json(await self.manager.sweeps.submit(self.json_body()), status=201)
+
+
 class RunHandler(TrainHandler):
     @web.authenticated
     @authorized
     def get(self, run_id):
-        self.send_json(self.manager.get_run(run_id))
+        self.send_json(self.manager.run_details(run_id))
 
     @web.authenticated
     @authorized

@@ -25,12 +25,14 @@ from ..launcher.spec import RunSpec, RunState
 from ..paths import check_name, safe_join
 from ..snapshots import Snapshot, SnapshotStore
 from ..store import SQLiteStore
+from ..sweep.config import SweepConfig
 from ..workspace import WorkspaceDir
 from . import history
 from .computes import Computes
 from .environments import Environments
 from .models import Models
 from .requests import SubmitRequest, parse_distributed
+from .sweeps import Sweeps
 from .tailer import Tailer
 
 log = logging.getLogger("jupyter_ext")
@@ -52,6 +54,7 @@ class RunManager:
         self.environments = Environments(self.store, EnvCache(self.ws.path / "environments", payload.shim_files))
         self.models = Models(self.store, self.ws.models, self)
         self.tailer = Tailer(self, poll_interval)
+        self.sweeps = Sweeps(self)
 
     @property
     def targets(self) -> dict[str, Target]:
@@ -67,8 +70,10 @@ class RunManager:
             return
         self.tailer.reconcile()
         self.tailer.start()
+        self.sweeps.resume_all()
 
     async def stop(self) -> None:
+        await self.sweeps.stop()
         await self.tailer.stop()
         self.computes.close()
         self.store.close()
@@ -77,8 +82,13 @@ class RunManager:
         return RunDir(self.ws.runs / run_id)
 
     # -- submit ---------------------------------------------------------------------------
-    async def submit(self, req: SubmitRequest, *, snapshot: Snapshot | None = None) -> dict:
-        """Check ``req``, snapshot its source (or reuse ``snapshot``, for a resubmit) and queue it."""
+    async def submit(self, req: SubmitRequest, *, snapshot: Snapshot | None = None,
+                     parent_id: str | None = None, properties: dict | None = None,
+                     sweep: SweepConfig | None = None) -> dict:
+        """Check ``req``, snapshot its source (or reuse ``snapshot``, for a resubmit or a sweep's
+        child, whose ``parent_id`` and ``properties`` go on the row) and queue it. With
+        ``sweep``, the run is the parent of a sweep: checked and snapshotted alike, then driven
+        by the sweeps service instead of queued."""
         check_name("Experiment", req.experiment)
         target = self.computes.require(req.compute_target)
         dist = parse_distributed(req.distributed)
@@ -113,9 +123,13 @@ class RunManager:
                                                  if req.extra_files else {}),
                                               **({"distributed": asdict(dist)} if dist else {}),
                                               **({"environment": {"name": env.name, "version": env.version,
-                                                                  "key": plan.key}} if env else {})},
-                               "snapshot_id": snap.id, "run_dir": str(rd.path)})
+                                                                  "key": plan.key}} if env else {}),
+                                              **({"sweep": sweep.to_json()} if sweep else {}),
+                                              **(properties or {})},
+                               "snapshot_id": snap.id, "run_dir": str(rd.path), "parent_id": parent_id})
         rd.append_event(RunState.NOT_STARTED, "server")
+        if sweep is not None:
+            return self._start_sweep(run_id, rd, snap, sweep)
         rd.append_event(RunState.PREPARING, "server", f"snapshot {snap.id}: {snap.files} files, "
                         f"{snap.new_files} new")
         if plan.build is not None:
@@ -125,6 +139,14 @@ class RunManager:
             asyncio.get_running_loop().create_task(self._prepare(target, spec, rd, plan))
             return self.get_run(run_id)
         self._enqueue(target, run_id, rd)
+        return self.get_run(run_id)
+
+    def _start_sweep(self, run_id: str, rd: RunDir, snap: Snapshot, cfg: SweepConfig) -> dict:
+        (rd.path / "sweep.json").write_text(json.dumps({**cfg.to_json()}, sort_keys=True))
+        rd.append_event(RunState.RUNNING, "server", f"Sweep: {cfg.describe()}; snapshot {snap.id}: "
+                        f"{snap.files} files")
+        self.tailer.sync(run_id)
+        self.sweeps.start(run_id, cfg, rd)
         return self.get_run(run_id)
 
     async def _snapshot(self, req: SubmitRequest, source: str | None):
@@ -274,12 +296,15 @@ class RunManager:
             self.tailer.children[spec.run_id] = popen
 
     # -- cancel ---------------------------------------------------------------------------
-    def cancel(self, run_id: str) -> dict:
+    def cancel(self, run_id: str, reason: str = "") -> dict:
+        """Stop ``run_id`` (a sweep: its children too); ``reason`` goes in its history."""
         run = self.get_run(run_id)
         if RunState(run["status"]).is_terminal():
             return run
+        if self.sweeps.is_sweep(run):
+            return self.sweeps.cancel(run_id)
         rd = self.run_dir(run_id)
-        rd.append_event(RunState.CANCEL_REQUESTED, "server")
+        rd.append_event(RunState.CANCEL_REQUESTED, "server", reason)
         target = self.targets.get(run["compute_target"])
         if target is not None and run_id in target.queue:
             target.queue.remove(run_id)
@@ -305,8 +330,21 @@ class RunManager:
             run["queue_position"] = target.queue.index(run_id) + 1
         return run
 
-    def list_runs(self, experiment=None, status=None, limit=100) -> list[dict]:
-        return self.store.list_runs(experiment=experiment, status=status, limit=limit)
+    def run_details(self, run_id: str) -> dict:
+        """``get_run`` and, for a sweep, ``sweep``: its children by status and the best one."""
+        run = self.get_run(run_id)
+        if self.sweeps.is_sweep(run):
+            run["sweep"] = self.sweeps.summary(run_id)
+        return run
+
+    def list_runs(self, experiment=None, status=None, limit=100, parent=None,
+                  include_children=False) -> list[dict]:
+        """Runs newest first; a sweep's children only with ``parent`` or ``include_children``."""
+        runs = self.store.list_runs(experiment=experiment, status=status, limit=limit, parent=parent,
+                                    top_level=not include_children)
+        if parent is not None:
+            self.sweeps.add_best_values(self.get_run(parent), runs)
+        return runs
 
     def log_listing(self, run_id: str) -> dict:
         """``{"logs": [{"name", "size"}], "skipped": [...]}``: links out of the run's history,

@@ -297,8 +297,9 @@ class Tailer:
             self.m.run_finished(run_id)
 
     # -- subscriptions --------------------------------------------------------------------
-    def subscribe(self, run_id: str) -> asyncio.Event:
-        ev = asyncio.Event()
+    def subscribe(self, run_id: str, ev: asyncio.Event | None = None) -> asyncio.Event:
+        """An event set whenever ``run_id`` changes (``ev``: one shared by many runs, a sweep's)."""
+        ev = ev or asyncio.Event()
         self.subscribers.setdefault(run_id, set()).add(ev)
         return ev
 

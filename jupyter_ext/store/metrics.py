@@ -251,6 +251,17 @@ class MetricsMixin:
             self._views.popitem(last=False)
         return view
 
+    def metric_extreme(self, run_id: str, name: str, maximize: bool, rank: int = 0) -> float | None:
+        """The largest (``maximize``) or smallest number a series holds, from the chunks' own
+        bounds: no point is read. None where it holds no number."""
+        agg = "MAX(c.vmax)" if maximize else "MIN(c.vmin)"
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {agg} FROM metric_chunks c JOIN metric_series s ON c.series = s.id "
+                "WHERE s.run_id = ? AND s.rank = ? AND s.name = ? AND c.numeric > 0",
+                (run_id, rank, name)).fetchone()
+        return row[0]
+
     def _add_primaries(self, runs: list[dict]) -> list[dict]:
         """Set each run's ``primary_metric`` {name, value, step}: the latest rank-0 value of the
         metric named by its ``primary_metric`` tag, else of its first series (a metric logged

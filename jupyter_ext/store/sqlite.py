@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS model_names (name TEXT PRIMARY KEY, last_version INTE
 
 # Columns added after the first release, with their types: added to older databases on open.
 # (The metrics tables changed layout too: MetricsMixin._migrate_point_rows moves old rows.)
-MIGRATIONS = {"models": [("experiment", "TEXT"), ("framework", "TEXT"), ("framework_version", "TEXT"),
+MIGRATIONS = {"runs": [("parent_id", "TEXT")],
+              "models": [("experiment", "TEXT"), ("framework", "TEXT"), ("framework_version", "TEXT"),
                          ("checksum", "TEXT"), ("size", "INTEGER")]}
 
 RUN_JSON_COLUMNS = ("arguments", "tags", "properties", "phases")
@@ -65,6 +66,7 @@ class SQLiteStore(MetricsMixin):
             for col, kind in columns:
                 if col not in have:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+        self.db.execute("CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_id, created_at)")
         self._open_metrics()
 
     def close(self) -> None:
@@ -90,7 +92,7 @@ class SQLiteStore(MetricsMixin):
     # -- runs -----------------------------------------------------------------------------
     def insert_run(self, run: dict) -> None:
         cols = ["id", "experiment", "status", "created_at", "compute_target", "script",
-                "arguments", "tags", "properties", "snapshot_id", "run_dir"]
+                "arguments", "tags", "properties", "snapshot_id", "run_dir", "parent_id"]
         vals = [json.dumps(run.get(c, {} if c in ("tags", "properties") else [])) if c in RUN_JSON_COLUMNS
                 else run.get(c) for c in cols]
         with self._lock:
@@ -103,8 +105,16 @@ class SQLiteStore(MetricsMixin):
             return self._add_primaries([_run_dict(row)])[0] if row else None
 
     def list_runs(self, experiment: str | None = None, status: str | None = None,
-                  limit: int = 100, active_only: bool = False) -> list[dict]:
+                  limit: int = 100, active_only: bool = False, parent: str | None = None,
+                  top_level: bool = False) -> list[dict]:
+        """Runs, newest first: of one ``experiment``, in one ``status``, the children of
+        ``parent`` (a sweep), or with ``top_level`` only runs that are nobody's child."""
         sql, args = "SELECT * FROM runs WHERE 1=1", []
+        if parent:
+            sql += " AND parent_id = ?"
+            args.append(parent)
+        elif top_level:
+            sql += " AND parent_id IS NULL"
         if experiment:
             sql += " AND experiment = ?"
             args.append(experiment)
@@ -273,6 +283,8 @@ def _fold_event(run: dict, ev: dict) -> None:
         return  # a late event (e.g. a second cancel) never reopens a finished run
     if state == contract.CANCEL_REQUESTED:
         run["properties"]["cancel_requested_at"] = ev["ts"]
+        if ev.get("message"):  # who asked and why, e.g. an early termination policy
+            run["properties"].setdefault("cancel_reason", ev["message"])
         run["status"] = state
         return
     if state == contract.RUNNING:
