@@ -56,6 +56,7 @@ class _Sweep:
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.stopping: str | None = None  # why no more children start (cancel, time is up)
+        self.canceled = False
         self.exhausted = False  # a grid that gave every point
         self.pending: list[tuple[int, dict]] = []  # trials asked before a restart, no child yet
 
@@ -119,7 +120,7 @@ class Sweeps:
                     continue
                 self.start(run["id"], cfg, rd)
                 if run["status"] == RunState.CANCEL_REQUESTED.value:
-                    self.sweeps[run["id"]].stopping = "Canceled"
+                    self._mark_canceled(self.sweeps[run["id"]])
 
     async def stop(self) -> None:
         """The server stops: the drivers stop; children run on and the next server resumes."""
@@ -145,9 +146,16 @@ class Sweeps:
         rd.append_event(RunState.CANCEL_REQUESTED, "server", "The sweep was canceled")
         sw = self.sweeps.get(run_id)
         if sw is not None:
-            sw.stopping = "Canceled"
+            self._mark_canceled(sw)
             sw.wake.set()
+        else:  # nobody drives it (it could not be resumed): nothing of its own to stop
+            rd.append_event(RunState.CANCELED, "server", "Canceled")
         return self.m.tailer.sync(run_id)
+
+    @staticmethod
+    def _mark_canceled(sw: _Sweep) -> None:
+        sw.canceled = True
+        sw.stopping = f"Canceled with its sweep {sw.id}"
 
     # -- the driver -----------------------------------------------------------------------
     async def _drive(self, sw: _Sweep) -> None:
@@ -159,7 +167,7 @@ class Sweeps:
                 self._read_children(sw)
                 if sw.cfg.max_duration_minutes and sw.stopping is None and \
                         time.time() >= started + sw.cfg.max_duration_minutes * 60:
-                    sw.stopping = f"max_duration_minutes ({sw.cfg.max_duration_minutes:g}) reached"
+                    sw.stopping = f"The sweep's max_duration_minutes ({sw.cfg.max_duration_minutes:g}) was reached"
                 if sw.stopping:
                     self._cancel_active(sw)
                 else:
@@ -280,7 +288,7 @@ class Sweeps:
         for child in sw.active:
             run = self.m.store.get_run(child.run_id)
             if run and not is_terminal(run["status"]) and run["status"] != RunState.CANCEL_REQUESTED.value:
-                self._cancel_child(child, f"The sweep stopped: {sw.stopping}")
+                self._cancel_child(child, sw.stopping)
 
     def _finish(self, sw: _Sweep) -> None:
         summary = self.summary(sw.id)
@@ -289,14 +297,14 @@ class Sweeps:
         text = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         if best:
             text += f"; best {sw.cfg.primary_metric_name} {best['value']:.6g} ({best['run_id']})"
-        if sw.stopping == "Canceled":
+        if sw.canceled:
             state = RunState.CANCELED
         elif counts and set(counts) == {RunState.FAILED.value}:
             state = RunState.FAILED
             text = f"Every child failed ({text}); see their logs."
         else:
             state = RunState.COMPLETED
-        if sw.stopping and sw.stopping != "Canceled":
+        if sw.stopping and not sw.canceled:
             text = f"{sw.stopping}; {text}"
         sw.rd.append_event(state, "server", f"{len(sw.children)} children: {text}",
                            best_child_run_id=best["run_id"] if best else None)

@@ -2,8 +2,9 @@
 in the sweep's run directory (Optuna's append-only journal file), so a restarted server loads
 the study where it stopped: the trials asked, the values told, the grid points taken.
 
-Each ask uses a sampler seeded from the sweep's seed and the trial's number, so a sweep with a
-seed samples the same hyperparameters whether or not the server restarted in between.
+Each ask uses a sampler seeded from the sweep's seed and the trial's number (grid: the sweep's
+seed, which orders the grid), so a sweep with a seed samples the same hyperparameters whether or
+not the server restarted in between.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ class Sampler:
     def _sampler(self, number: int):
         samplers = self.optuna.samplers
         seed = (self.seed * 1_000_003 + number) % 2**32
-        if self.kind == "grid":
-            return samplers.GridSampler({p.name: p.choices for p in self.params}, seed=seed)
+        if self.kind == "grid":  # its seed orders the grid once: the same for every ask
+            return samplers.GridSampler({p.name: p.choices for p in self.params}, seed=self.seed)
         if self.kind == "bayesian":
             return samplers.TPESampler(seed=seed, n_startup_trials=5)
         return samplers.RandomSampler(seed=seed)
@@ -76,10 +77,16 @@ class Sampler:
         if trial.state.is_finished():
             return
         state = self.optuna.trial.TrialState
-        if value is None or not math.isfinite(value):
-            self.study.tell(number, state=state.FAIL)
-        else:
-            self.study.tell(number, value)
+        try:
+            if value is None or not math.isfinite(value):
+                self.study.tell(number, state=state.FAIL)
+            else:
+                self.study.tell(number, value)
+        except RuntimeError as exc:
+            # GridSampler calls study.stop() once the grid is used up, which Optuna allows only
+            # inside study.optimize; the trial is stored by then (tell stores it in a finally).
+            if "Study.stop" not in str(exc):
+                raise
 
     def _values(self, raw: dict) -> dict:
         by_name = {p.name: p for p in self.params}
