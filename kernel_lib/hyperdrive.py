@@ -302,3 +302,70 @@ class HyperDriveRun(Run):
                 print(f"  {row['run_id']}  {row['status']:<9}  {self.primary_metric_name}="
                       f"{row['best_primary_metric']}  {row['hyperparameters']}", flush=True)
         return details
+
+
+# -- text forms, for %%train --sweep / --policy / --primary ----------------------------------
+EXPRESSIONS = {f.__name__: f for f in (choice, randint, uniform, quniform, loguniform, qloguniform,
+                                       normal, qnormal, lognormal, qlognormal)}
+
+
+def parse_expression(text: str) -> list:
+    """``"loguniform(-6, -1)"`` -> the expression; only these calls with literal arguments
+    (numbers, strings, lists), never evaluated as code."""
+    import ast
+
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        node = None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in EXPRESSIONS and not node.keywords):
+        raise args.ArgumentError(f"{text!r} is not a parameter expression: write e.g. "
+                                 f"uniform(0.0005, 0.005) or choice(16, 32); one of {', '.join(EXPRESSIONS)}.")
+    try:
+        values = [ast.literal_eval(a) for a in node.args]
+    except ValueError:
+        raise args.ArgumentError(f"{text!r}: the arguments must be numbers, strings or lists.") from None
+    return EXPRESSIONS[node.func.id](*values)
+
+
+def parse_sweep_option(text: str) -> tuple[str, list]:
+    """``"--lr=loguniform(-6,-1)"`` -> ("--lr", the expression)."""
+    name, sep, expr = text.partition("=")
+    if not sep or not name.strip():
+        raise args.ArgumentError(f"--sweep {text!r}: write NAME=EXPRESSION, e.g. \"--lr=loguniform(-6,-1)\".")
+    return name.strip(), parse_expression(expr)
+
+
+def parse_policy(text: str, evaluation_interval: int = 1, delay_evaluation: int = 0) -> _Policy:
+    """``bandit:0.15`` (slack factor), ``bandit-amount:0.2``, ``median``, ``truncation:20``, ``none``."""
+    kind, _, value = text.partition(":")
+    kind = kind.strip().lower()
+    common = dict(evaluation_interval=evaluation_interval, delay_evaluation=delay_evaluation)
+    number = None
+    try:
+        number = int(value) if kind == "truncation" else float(value) if value else None
+    except ValueError:
+        kind = "?"
+    if kind == "none" and number is None:
+        return NoTerminationPolicy()
+    if kind == "median" and number is None:
+        return MedianStoppingPolicy(**common)
+    if kind == "bandit" and number is not None:
+        return BanditPolicy(slack_factor=number, **common)
+    if kind == "bandit-amount" and number is not None:
+        return BanditPolicy(slack_amount=number, **common)
+    if kind == "truncation" and number is not None:
+        return TruncationSelectionPolicy(number, **common)
+    raise args.ArgumentError(f"--policy {text!r}: write bandit:SLACK_FACTOR, bandit-amount:SLACK, "
+                             "median, truncation:PERCENT or none.")
+
+
+def parse_primary(text: str) -> tuple[str, PrimaryMetricGoal]:
+    """``val_acc:max`` -> ("val_acc", MAXIMIZE); ``loss:min``."""
+    name, _, goal = text.rpartition(":")
+    goals = {"max": PrimaryMetricGoal.MAXIMIZE, "maximize": PrimaryMetricGoal.MAXIMIZE,
+             "min": PrimaryMetricGoal.MINIMIZE, "minimize": PrimaryMetricGoal.MINIMIZE}
+    if not name or goal.lower() not in goals:
+        raise args.ArgumentError(f"--primary {text!r}: write METRIC:max or METRIC:min, e.g. val_acc:max.")
+    return name, goals[goal.lower()]

@@ -21,7 +21,9 @@ from .client import TrainError
 TRAIN_USAGE = ("%%train [--experiment NAME] [--compute TARGET] [--environment NAME[:VERSION]] "
                "[--source DIR] [--script FILE.py] [--nodes N] [--procs-per-node N] "
                "[--backend nccl|gloo] [--mpi] [--tag KEY=VALUE ...] [--wait] [--out VAR] "
-               "[--workspace DIR] [-- SCRIPT ARGS...]")
+               "[--workspace DIR] [--sweep NAME=EXPR ... --max-runs N --primary METRIC:max|min "
+               "[--concurrent N] [--sampling random|grid|bayesian] [--seed N] [--policy POLICY] "
+               "[--delay N] [--interval N] [--max-minutes M]] [-- SCRIPT ARGS...]")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,7 +76,44 @@ def train_parser() -> _Parser:
     p.add_argument("--wait", action="store_true", help="block until done, streaming output")
     p.add_argument("--out", default=None, help="bind the Run to this variable")
     p.add_argument("--workspace", default=None, help="workspace directory (default: the default one)")
+    s = p.add_argument_group("sweep", "run the cell as a hyperparameter sweep (HyperDrive)")
+    s.add_argument("--sweep", action="append", default=[], metavar="NAME=EXPR",
+                   help='a hyperparameter, e.g. "--lr=loguniform(-6,-1)" (repeat for more)')
+    s.add_argument("--max-runs", type=_positive, default=None, help="max_total_runs")
+    s.add_argument("--concurrent", type=_positive, default=None, help="max_concurrent_runs")
+    s.add_argument("--primary", default=None, metavar="METRIC:max|min", help="the metric to compare")
+    s.add_argument("--sampling", choices=("random", "grid", "bayesian"), default="random")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--policy", default="none",
+                   help="bandit:SLACK_FACTOR, bandit-amount:SLACK, median, truncation:PERCENT or none")
+    s.add_argument("--delay", type=int, default=0, help="the policy's delay_evaluation")
+    s.add_argument("--interval", type=_positive, default=1, help="the policy's evaluation_interval")
+    s.add_argument("--max-minutes", type=float, default=None, help="max_duration_minutes")
     return p
+
+
+def sweep_config(args, config):
+    """The HyperDriveConfig of ``%%train --sweep ...``, or None without --sweep."""
+    from . import hyperdrive as hd
+
+    sweep_only = [f"--{k.replace('_', '-')}" for k in ("max_runs", "concurrent", "primary", "seed", "max_minutes")
+                  if getattr(args, k) is not None]
+    if not args.sweep:
+        if sweep_only:
+            raise UsageError(f"{', '.join(sweep_only)} need at least one --sweep NAME=EXPR.")
+        return None
+    if args.max_runs is None or args.primary is None:
+        raise UsageError("A sweep needs --max-runs N and --primary METRIC:max|min, e.g. "
+                         '--sweep "--lr=loguniform(-6,-1)" --max-runs 8 --primary val_acc:max')
+    space = dict(hd.parse_sweep_option(t) for t in args.sweep)
+    sampling = {"random": hd.RandomParameterSampling, "grid": hd.GridParameterSampling,
+                "bayesian": hd.BayesianParameterSampling}[args.sampling]
+    metric, goal = hd.parse_primary(args.primary)
+    return hd.HyperDriveConfig(
+        run_config=config, hyperparameter_sampling=sampling(space, seed=args.seed),
+        policy=hd.parse_policy(args.policy, args.interval, args.delay), primary_metric_name=metric,
+        primary_metric_goal=goal, max_total_runs=args.max_runs, max_concurrent_runs=args.concurrent,
+        max_duration_minutes=args.max_minutes)
 
 
 def split_line(line: str) -> tuple[list[str], list[str]]:
@@ -87,6 +126,20 @@ def split_line(line: str) -> tuple[list[str], list[str]]:
         i = words.index("--")
         return words[:i], words[i + 1:]
     return words, []
+
+
+def _joined(option: str, words: list[str]) -> list[str]:
+    """``--sweep --lr=...`` as ``--sweep=--lr=...``: argparse takes a value that starts with '-'
+    for an option of its own."""
+    out, i = [], 0
+    while i < len(words):
+        if words[i] == option and i + 1 < len(words):
+            out.append(f"{option}={words[i + 1]}")
+            i += 2
+        else:
+            out.append(words[i])
+            i += 1
+    return out
 
 
 def default_experiment() -> str:
@@ -107,7 +160,7 @@ class TrainMagics(Magics):
     @cell_magic("train")
     def train(self, line, cell):
         opts, script_args = split_line(line)
-        args = train_parser().parse_args(opts)
+        args = train_parser().parse_args(_joined("--sweep", opts))
         if not args.out is None and not args.out.isidentifier():
             raise UsageError(f"--out {args.out!r} is not a valid variable name")
         if not args.script.endswith(".py") or "/" in args.script:
@@ -136,6 +189,7 @@ class TrainMagics(Magics):
                                      arguments=script_args, compute_target=args.compute,
                                      extra_files={args.script: cell}, environment=env,
                                      distributed=_distributed(args))
+            config = sweep_config(args, config) or config
             run = Experiment(ws, args.experiment or default_experiment()).submit(
                 config, tags=dict(args.tag))
         except TrainError as exc:

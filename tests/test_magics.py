@@ -74,6 +74,13 @@ def test_train_with_a_source_folder(ip, tmp_path):
     ("--nodes 2 --backend gloo", CELL, "a job of 2 nodes needs a cluster"),
     ("--procs-per-node 2 --backend nccl", CELL, "NCCL needs GPUs and this machine has none. Use communication_backend='Gloo'"),
     ('--experiment "unclosed', CELL, "Cannot parse the options"),
+    ('--sweep "--n=choice(1,2)"', CELL, "A sweep needs --max-runs N and --primary"),
+    ("--max-runs 3", CELL, "--max-runs need at least one --sweep"),
+    ('--sweep "--n=__import__(1)" --max-runs 2 --primary loss:min', CELL, "is not a parameter expression"),
+    ('--sweep "--n=choice(1,2)" --max-runs 2 --primary loss', CELL, "write METRIC:max or METRIC:min"),
+    ('--sweep "--n=choice(1,2)" --max-runs 2 --primary loss:min --policy bandit', CELL, "write bandit:SLACK_FACTOR"),
+    ('--sweep "--n=choice(1,2)" --max-runs 2 --primary loss:min --policy truncation:100', CELL, "truncation_percentage"),
+    ('--sweep "--n=uniform(0,1)" --max-runs 2 --primary loss:min --sampling grid', CELL, "grid sampling takes choice"),
     ("", "for i in range(3)\n    print(i)\n", "SyntaxError at line 1 of the cell"),
 ])
 def test_wrong_input_is_a_usage_message_and_submits_nothing(ip, line, cell, words):
@@ -81,6 +88,22 @@ def test_wrong_input_is_a_usage_message_and_submits_nothing(ip, line, cell, word
     with pytest.raises(UsageError, match=words.replace("(", r"\(")):
         ip.run_cell_magic("train", line, cell)
     assert len(ip.run_line_magic("train_runs", "").runs) == len(before.runs)
+
+
+def test_train_sweep_runs_the_cell_as_a_sweep(ip):
+    from kernel_lib.hyperdrive import HyperDriveRun
+
+    sweep = ip.run_cell_magic(
+        "train", '--experiment magic-sweep --sweep "--n=choice(2, 3, 4)" --sampling grid --max-runs 3 '
+        "--concurrent 2 --primary loss:min --policy bandit:0.1 --delay 1", CELL)
+    assert isinstance(sweep, HyperDriveRun)
+    assert sweep.wait_for_completion()["status"] == "Completed"
+    sweep_cfg = sweep.get_details()["properties"]["sweep"]
+    assert sweep_cfg["policy"] == {"name": "BanditPolicy", "slack_factor": 0.1, "evaluation_interval": 1,
+                                   "delay_evaluation": 1}
+    assert sorted(h["--n"] for h in sweep.get_hyperparameters().values()) == [2, 3, 4]
+    best = sweep.get_best_run_by_primary_metric()  # the smallest loss: the most epochs
+    assert best.get_details()["runDefinition"]["arguments"] == ["--n", "4"]
 
 
 def test_train_with_a_registered_environment(ip):

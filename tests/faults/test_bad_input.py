@@ -282,7 +282,50 @@ OTHER_CASES = [
     C("GET", "/events", "unknown query parameter", query="since=0", websocket=True),
 ]
 
-CASES = RUN_CASES + COMPUTE_CASES + MODEL_CASES + ENVIRONMENT_CASES + OTHER_CASES
+
+
+def sweep(**change) -> dict:
+    body = {"experiment": "bad", "run": {"source_directory": "{scripts}", "script": "count.py"},
+            "parameter_space": {"--n": ["choice", [[1, 2]]]}, "primary_metric_name": "loss",
+            "primary_metric_goal": "minimize", "max_total_runs": 2}
+    body.update(change)
+    return body
+
+
+SWEEP_CASES = [
+    C("POST", "/sweeps", "run holds the experiment", body=sweep(run={"experiment": "x", "script": "count.py",
+                                                                      "source_directory": "{scripts}"})),
+    C("POST", "/sweeps", "run lacks a script", body=sweep(run={"source_directory": "{scripts}"})),
+    C("POST", "/sweeps", "run with path traversal", body=sweep(run={"script": "../../etc/passwd",
+                                                                     "source_directory": "{scripts}"})),
+    C("POST", "/sweeps", "run with an unknown field", body=sweep(run={"script": "count.py", "gpus": 8})),
+    C("POST", "/sweeps", "empty parameter space", body=sweep(parameter_space={})),
+    C("POST", "/sweeps", "expression is a string", body=sweep(parameter_space={"--n": "choice(1, 2)"})),
+    C("POST", "/sweeps", "unknown expression", body=sweep(parameter_space={"--n": ["gauss", [0, 1]]})),
+    C("POST", "/sweeps", "uniform low above high", body=sweep(parameter_space={"--n": ["uniform", [2, 1]]})),
+    C("POST", "/sweeps", "uniform bound infinite", body=b'{"experiment": "bad", "run": {"script": "c.py", '
+      b'"extra_files": {"c.py": "1"}}, "parameter_space": {"--n": ["uniform", [0, 1e400]]}, '
+      b'"primary_metric_name": "a", "primary_metric_goal": "maximize", "max_total_runs": 1}'),
+    C("POST", "/sweeps", "NUL in a hyperparameter name", body=sweep(parameter_space={"--n\x00": ["choice", [[1]]]})),
+    C("POST", "/sweeps", "grid over a uniform", body=sweep(sampling="grid",
+                                                            parameter_space={"--n": ["uniform", [0, 1]]})),
+    C("POST", "/sweeps", "unknown sampling", body=sweep(sampling="sobol")),
+    C("POST", "/sweeps", "unknown policy", body=sweep(policy={"name": "Hyperband"})),
+    C("POST", "/sweeps", "bandit without slack", body=sweep(policy={"name": "BanditPolicy"})),
+    C("POST", "/sweeps", "goal unknown", body=sweep(primary_metric_goal="up")),
+    C("POST", "/sweeps", "max_total_runs zero", body=sweep(max_total_runs=0)),
+    C("POST", "/sweeps", "max_total_runs beyond int64", body=sweep(max_total_runs=10**20)),
+    C("POST", "/sweeps", "seed negative", body=sweep(seed=-1)),
+    C("POST", "/sweeps", "max_duration_minutes zero", body=sweep(max_duration_minutes=0)),
+    C("POST", "/sweeps", "unknown field", body=sweep(budget=5)),
+    C("POST", "/sweeps", "body is a list", body=[sweep()]),
+    C("POST", "/sweeps", "unknown compute target", body=sweep(run={"script": "count.py", "source_directory": "{scripts}",
+                                                                   "compute_target": "nowhere"})),
+    C("GET", "/runs", "parent is not a run id", query="parent=..%2Fetc"),
+    C("GET", "/runs", "parent is unknown", query="parent=nobody_1"),
+    C("GET", "/runs", "include_children is a word", query="include_children=maybe"),
+]
+CASES = RUN_CASES + COMPUTE_CASES + MODEL_CASES + ENVIRONMENT_CASES + OTHER_CASES + SWEEP_CASES
 
 # Not endpoints of openapi.yaml: unknown routes and methods answer JSON 404 / 405 too.
 UNROUTED = [
