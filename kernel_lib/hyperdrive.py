@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from enum import Enum
 
+from jupyter_ext import contract
+
 from . import args
 from .run import Run
 from .run_config import ScriptRunConfig
@@ -283,8 +285,8 @@ class HyperDriveRun(Run):
     def get_best_run_by_primary_metric(self, include_failed: bool = True,
                                        include_canceled: bool = True) -> Run | None:
         """The child with the best primary metric (None while no child has logged it)."""
-        skip = set() if include_failed else {"Failed"}
-        skip |= set() if include_canceled else {"Canceled"}
+        skip = set() if include_failed else {contract.FAILED}
+        skip |= set() if include_canceled else {contract.CANCELED}
         for row in self.get_children_sorted_by_primary_metric(discard_no_metric=True):
             if row["status"] not in skip:
                 return Run._from_data(self.workspace, self.workspace.client.get(f"/runs/{row['run_id']}"))

@@ -149,7 +149,7 @@ class Sweeps:
             self._mark_canceled(sw)
             sw.wake.set()
         else:  # nobody drives it (it could not be resumed): nothing of its own to stop
-            rd.append_event(RunState.CANCELED, "server", "Canceled")
+            rd.append_event(RunState.CANCELED, "server", "Canceled with nothing left to stop")
         return self.m.tailer.sync(run_id)
 
     @staticmethod
