@@ -39,10 +39,11 @@ class Run:
         return f"Run(id={self.id!r}, experiment={self.experiment.name!r}, status={self.status!r})"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        """In a notebook a Run shows as a live RunMonitor (with a static HTML fallback)."""
-        from .widgets import RunMonitor
+        """In a notebook a Run shows as a live RunMonitor, a sweep's parent as a SweepMonitor
+        (each with a static HTML fallback)."""
+        from .widgets import monitor_for
 
-        return RunMonitor(self)._repr_mimebundle_()
+        return monitor_for(self)._repr_mimebundle_()
 
     # -- details --------------------------------------------------------------------------
     def refresh(self) -> "Run":

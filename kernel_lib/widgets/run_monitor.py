@@ -88,17 +88,3 @@ def summary_html(run) -> str:
 
 def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-class RunDetails:
-    """Azure ML's ``RunDetails(run).show()`` (azureml.widgets): shows the live run monitor."""
-
-    def __init__(self, run_instance):
-        self.run = run_instance
-
-    def show(self):
-        from IPython.display import display
-
-        monitor = RunMonitor(self.run)
-        display(monitor)
-        return monitor
