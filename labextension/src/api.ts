@@ -3,6 +3,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { IMetricPoint, IMetricSeriesView } from './metrics';
 import { IRun } from './runs';
+import { ISweepSummary } from './sweeps';
 
 /** REST prefix of the server extension, relative to the server base URL. */
 export const API_PREFIX = 'train/api';
@@ -201,7 +202,20 @@ export class TrainApi {
     return body.runs;
   }
 
-  run(id: string): Promise<IRun> {
+  /** One sweep's children (GET /runs?parent=ID), each with its ``best_primary_metric``. */
+  async children(parentId: string, limit = 1000, signal?: AbortSignal): Promise<IRun[]> {
+    const body = await this.request<{ runs: IRun[] }>('GET', ['runs'], {
+      query: { parent: parentId, limit },
+      signal
+    });
+    if (!body || !Array.isArray(body.runs)) {
+      throw new TrainApiError('Unexpected response from /train/api/runs (no "runs" list).', 'bad-response');
+    }
+    return body.runs;
+  }
+
+  /** A run; a sweep's also has ``sweep`` (its children by status and the best one). */
+  run(id: string): Promise<IRun & { sweep?: ISweepSummary }> {
     return this.request('GET', ['runs', id]);
   }
 

@@ -2,7 +2,9 @@ import { Notification } from '@jupyterlab/apputils';
 import { JupyterFrontEnd } from '@jupyterlab/application';
 
 import { IInfo, TrainApi, TrainApiError } from './api';
+import { isTerminal } from './contract';
 import { RunsStore } from './runs';
+import { isSweep } from './sweeps';
 
 /** What the panel's widgets share: the API, the live run list and the app's actions. */
 export interface ITrainContext {
@@ -89,10 +91,23 @@ export class EventsFeed {
     };
   }
 
-  /** Fetch the list over REST now (the refresh button; a fallback while the socket is down). */
+  /**
+   * Fetch the list over REST now (the refresh button; a fallback while the socket is down): the
+   * top-level runs, and the children of their sweeps (again only for a sweep still going or
+   * whose children are not held yet).
+   */
   async refresh(): Promise<void> {
     try {
-      this.store.reset(await this.api.runs(this.store.limit));
+      const runs = await this.api.runs(this.store.limit);
+      const children = await Promise.all(
+        runs.filter(isSweep).map(s => {
+          const held = this.store.children(s.id);
+          return isTerminal(s.status) && held.length && held.every(c => isTerminal(c.status))
+            ? Promise.resolve(held)
+            : this.api.children(s.id);
+        })
+      );
+      this.store.reset([...runs, ...children.flat()]);
       this._error = '';
     } catch (err) {
       this._error = err instanceof TrainApiError ? err.message : String((err as Error)?.message ?? err);

@@ -13,6 +13,8 @@ import { RunsStore } from './runs';
 import { RunTab, RunView } from './runview';
 import { sdkCode } from './sdk';
 import { SIDEBAR_ID, TrainSidebar } from './sidebar';
+import { isSweep } from './sweeps';
+import { SweepView } from './sweepview';
 
 export namespace CommandIDs {
   export const showPanel = 'jupyter-train:show-panel';
@@ -62,6 +64,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const store = new RunsStore(200);
     const feed = new EventsFeed(api, store);
     const runViews = new WidgetTracker<RunView>({ namespace: 'jupyter-train-run' });
+    const sweepViews = new WidgetTracker<SweepView>({ namespace: 'jupyter-train-sweep' });
     let info: Promise<IInfo> | null = null;
 
     const ctx: ITrainContext = {
@@ -97,7 +100,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return hit.dataset.runId;
       }
       const current = app.shell.currentWidget;
-      return current instanceof RunView ? current.runId : runViews.currentWidget?.runId;
+      if (current instanceof RunView || current instanceof SweepView) {
+        return current.runId;
+      }
+      return runViews.currentWidget?.runId;
     };
 
     /** Register a command and list it in the palette (and, with a rank, in a run row's menu). */
@@ -145,9 +151,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => sidebar.refresh()
     });
 
+    /** A sweep's view (its children, charts), opened or brought to the front. */
+    const openSweep = (id: string): SweepView => {
+      let view = sweepViews.find(w => w.runId === id);
+      if (!view) {
+        view = new SweepView(id, ctx);
+        void sweepViews.add(view);
+        app.shell.add(view, 'main');
+      }
+      app.shell.activateById(view.id);
+      return view;
+    };
+
     addCommand(CommandIDs.openRun, {
       label: args => (args.id ? `Open Run ${args.id}` : 'Open Run…'),
-      caption: 'Show a run: overview, logs, metrics, outputs',
+      caption: 'Show a run: overview, logs, metrics, outputs (a sweep: its children and charts; view "run" for its own run view)',
       execute: async args => {
         let id: string | undefined =
           typeof args.id === 'string' && args.id
@@ -166,6 +184,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
           id = picked.value;
         }
         let view = runViews.find(w => w.runId === id);
+        if (args.view !== 'run') {
+          const run = store.get(id) ?? (view ? undefined : await api.run(id).catch(() => undefined));
+          if (isSweep(run) || sweepViews.find(w => w.runId === id)) {
+            return openSweep(id);
+          }
+        }
         if (!view) {
           view = new RunView(id, ctx);
           void runViews.add(view);
@@ -204,8 +228,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     addRunCommand(CommandIDs.registerModel, {
       label: 'Register Model from Run…',
       act: async (id, args) => {
-        const view = (await app.commands.execute(CommandIDs.openRun, { id, tab: 'outputs' })) as RunView | undefined;
-        await view?.registerModel(typeof args.path === 'string' ? args.path : undefined);
+        const view = await app.commands.execute(CommandIDs.openRun, { id, tab: 'outputs', view: 'run' });
+        if (view instanceof RunView) {
+          await view.registerModel(typeof args.path === 'string' ? args.path : undefined);
+        }
       },
       menuRank: 4
     });
@@ -244,6 +270,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       void restorer.restore(runViews, {
         command: CommandIDs.openRun,
+        args: widget => ({ id: widget.runId, view: 'run' }),
+        name: widget => widget.runId
+      });
+      void restorer.restore(sweepViews, {
+        command: CommandIDs.openRun,
         args: widget => ({ id: widget.runId }),
         name: widget => widget.runId
       });
@@ -259,6 +290,9 @@ export * from './logs';
 export * from './metrics';
 export * from './runs';
 export * from './sdk';
+export * from './sweeps';
+export * from './parallel';
 export { TrainSidebar } from './sidebar';
+export { SweepView } from './sweepview';
 export { RunView } from './runview';
 export { CompareView } from './compare';

@@ -37,6 +37,10 @@ export interface IRun {
   phases?: IPhase[];
   queue_position?: number;
   primary_metric?: IPrimaryMetric | null;
+  /** The sweep this run is a child of (a sweep's children are ordinary runs). */
+  parent_id?: string | null;
+  /** GET /runs?parent=ID and the feed: the best value of the sweep's primary metric it logged. */
+  best_primary_metric?: number | null;
 }
 
 /** Status filter groups offered by the panel. */
@@ -158,15 +162,32 @@ export interface IExperimentGroup {
 }
 
 /**
- * Filtered runs grouped by experiment; groups ordered by their newest run, runs newest first.
+ * Filtered top-level runs grouped by experiment; groups ordered by their newest run, runs newest
+ * first. A sweep's children are not rows of their own (they open under their sweep's row); a
+ * search that matches one of them shows its sweep.
  */
 export function groupByExperiment(
   runs: ReadonlyArray<IRun>,
   filter: IRunFilter = EMPTY_FILTER
 ): IExperimentGroup[] {
+  const children = new Map<string, IRun[]>();
+  for (const run of runs) {
+    if (run.parent_id) {
+      children.set(run.parent_id, [...(children.get(run.parent_id) ?? []), run]);
+    }
+  }
+  const searchOnly: IRunFilter = { ...EMPTY_FILTER, search: filter.search };
   const groups = new Map<string, IRun[]>();
   for (const run of runs) {
-    if (!matchesFilter(run, filter)) {
+    if (run.parent_id) {
+      continue;
+    }
+    const hit =
+      matchesFilter(run, filter) ||
+      (filter.search.trim() !== '' &&
+        matchesFilter(run, { ...filter, search: '' }) &&
+        (children.get(run.id) ?? []).some(c => matchesFilter(c, searchOnly)));
+    if (!hit) {
       continue;
     }
     const list = groups.get(run.experiment) ?? [];
@@ -196,7 +217,9 @@ type Listener = () => void;
 /**
  * The runs the panel knows about, kept current from the server's events feed: a full list
  * (``{"type": "runs"}``) replaces it; one run (``{"type": "run"}``) is inserted or updated in
- * place. Listeners hear about every change.
+ * place. Listeners hear about every change. ``limit`` counts top-level runs: a sweep's children
+ * stay as long as their sweep does (and those whose sweep is not known yet, which the feed may
+ * send before it).
  */
 export class RunsStore {
   constructor(readonly limit = 200) {}
@@ -209,22 +232,33 @@ export class RunsStore {
     return this._byId.get(id);
   }
 
+  /** The children of a sweep held (newest first); empty for any other run. */
+  children(parentId: string): ReadonlyArray<IRun> {
+    return this._byParent.get(parentId) ?? [];
+  }
+
   /** Replace everything (a fresh list from the server). */
   reset(runs: ReadonlyArray<IRun>): void {
-    this._runs = [...runs].sort((a, b) => b.created_at - a.created_at).slice(0, this.limit);
+    this._runs = this._trim(runs);
     this._reindex();
     this._emit();
   }
 
-  /** Insert or update one run; returns whether anything changed. */
+  /**
+   * Insert or update one run; returns whether anything changed. A record without
+   * ``best_primary_metric`` (a run's own stream, a cancel's answer) keeps the one held.
+   */
   upsert(run: IRun): boolean {
     const old = this._byId.get(run.id);
+    if (old && old.best_primary_metric !== undefined && !('best_primary_metric' in run)) {
+      run = { ...run, best_primary_metric: old.best_primary_metric };
+    }
     if (old && JSON.stringify(old) === JSON.stringify(run)) {
       return false;
     }
     const others = this._runs.filter(r => r.id !== run.id);
     others.push(run);
-    this._runs = others.sort((a, b) => b.created_at - a.created_at).slice(0, this.limit);
+    this._runs = this._trim(others);
     this._reindex();
     this._emit();
     return true;
@@ -248,8 +282,25 @@ export class RunsStore {
     return () => this._listeners.delete(listener);
   }
 
+  /** Newest first: at most ``limit`` top-level runs, and the children of those kept. */
+  private _trim(runs: ReadonlyArray<IRun>): IRun[] {
+    const sorted = [...runs].sort((a, b) => b.created_at - a.created_at);
+    const top = sorted.filter(r => !r.parent_id);
+    const kept = new Set(top.slice(0, this.limit).map(r => r.id));
+    const dropped = new Set(top.slice(this.limit).map(r => r.id));
+    return sorted.filter(r => (r.parent_id ? !dropped.has(r.parent_id) : kept.has(r.id)));
+  }
+
   private _reindex(): void {
     this._byId = new Map(this._runs.map(r => [r.id, r]));
+    this._byParent = new Map();
+    for (const r of this._runs) {
+      if (r.parent_id) {
+        const list = this._byParent.get(r.parent_id) ?? [];
+        list.push(r);
+        this._byParent.set(r.parent_id, list);
+      }
+    }
   }
 
   private _emit(): void {
@@ -260,5 +311,6 @@ export class RunsStore {
 
   private _runs: IRun[] = [];
   private _byId = new Map<string, IRun>();
+  private _byParent = new Map<string, IRun[]>();
   private _listeners = new Set<Listener>();
 }

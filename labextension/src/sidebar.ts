@@ -6,19 +6,21 @@
  * Stable hooks for browser tests: [data-testid=jp-train-sidebar] (data-live="true" while the
  * events feed is connected), jp-train-refresh, jp-train-compare-button, jp-train-search,
  * jp-train-experiment-filter, jp-train-status-filter (buttons with data-group),
- * jp-train-run-row (data-run-id, data-status), jp-train-run-select, jp-train-run-cancel,
- * jp-train-computes, jp-train-models, jp-train-environments, jp-train-message.
+ * jp-train-run-row (data-run-id, data-status; a sweep's child rows also data-parent-id),
+ * jp-train-sweep-toggle (on a sweep's row: shows its child rows), jp-train-sweep-counts,
+ * jp-train-run-select, jp-train-run-cancel, jp-train-computes, jp-train-models,
+ * jp-train-environments, jp-train-message.
  */
 
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { ICompute, IEnvironment, IModel, IRayStatus } from './api';
 import { ITrainContext, notifyError } from './context';
 import { isTerminal } from './contract';
 import { button, h, statusBadge } from './dom';
-import { formatDuration, formatResources, formatTime, formatValue, raySummary } from './format';
+import { formatDuration, formatTime, formatValue } from './format';
 import { trainIcon } from './icons';
+import { renderComputes, renderEnvironments, renderModels } from './resources';
 import {
   experimentNames,
   groupByExperiment,
@@ -28,6 +30,8 @@ import {
   STATUS_GROUPS,
   StatusGroup
 } from './runs';
+import { childRowParts, IRowParts, sweepRowParts } from './sweeprows';
+import { hyperparameterNames, sortChildren, sweepConfig } from './sweeps';
 
 export const SIDEBAR_ID = 'jupyter-train-sidebar';
 
@@ -236,23 +240,48 @@ export class TrainSidebar extends Widget {
         h('span', { class: 'jp-train-group-count' }, `${g.runs.length}${g.active ? ` · ${g.active} active` : ''}`));
         return h('div', { class: 'jp-train-experiment-group', 'data-experiment': g.experiment, role: 'listitem' },
           head,
-          collapsed ? null : h('div', { class: 'jp-train-group-runs' }, ...g.runs.map(r => this._row(r, now))));
+          collapsed ? null : h('div', { class: 'jp-train-group-runs' }, ...g.runs.map(r => this._entry(r, now))));
       })
     );
   }
 
-  private _row(run: IRun, now: number): HTMLElement {
-    const select = h('input', { type: 'checkbox', class: 'jp-train-run-select', testid: 'jp-train-run-select', title: 'Select to compare', 'aria-label': `Select ${run.id}` });
-    select.checked = this._selected.has(run.id);
-    select.addEventListener('click', ev => ev.stopPropagation());
-    select.addEventListener('change', () => {
-      if (select.checked) {
-        this._selected.add(run.id);
-      } else {
-        this._selected.delete(run.id);
+  /** A run's row; a sweep's row with, when opened, its children's rows under it. */
+  private _entry(run: IRun, now: number): HTMLElement {
+    const cfg = sweepConfig(run);
+    if (!cfg) {
+      return this._row(run, now);
+    }
+    const open = this._expanded.has(run.id);
+    const children = sortChildren(this.ctx.store.children(run.id), cfg);
+    const toggle = h('button', {
+      type: 'button',
+      class: 'jp-train-sweep-toggle',
+      testid: 'jp-train-sweep-toggle',
+      'aria-expanded': String(open),
+      'aria-label': `${open ? 'Hide' : 'Show'} the child runs of ${run.id}`,
+      title: open ? 'Hide the child runs' : 'Show the child runs',
+      onclick: (ev: Event) => {
+        ev.stopPropagation();
+        if (!this._expanded.delete(run.id)) {
+          this._expanded.add(run.id);
+        }
+        this._render();
       }
-      this._updateCompareButton();
-    });
+    }, open ? '▾' : '▸');
+    const names = hyperparameterNames(children, cfg);
+    const row = this._row(run, now, { lead: toggle, ...sweepRowParts(run, cfg, children) });
+    return h('div', { class: 'jp-train-sweep', 'data-sweep-id': run.id },
+      row,
+      open
+        ? h('div', { class: 'jp-train-sweep-children', role: 'group', 'aria-label': `Child runs of ${run.id}` },
+            ...(children.length
+              ? children.map(c => this._row(c, now, childRowParts(c, names)))
+              : [h('p', { class: 'jp-train-empty' }, 'No child runs yet.')]))
+        : null);
+  }
+
+  private _row(run: IRun, now: number, parts: IRowParts = {}): HTMLElement {
+    const select = parts.lead ?? this._select(run);
     const name = run.tags?.display_name || shortId(run);
     const primary = run.primary_metric;
     const cancel = isTerminal(run.status)
@@ -269,13 +298,14 @@ export class TrainSidebar extends Widget {
           }
         }, '■');
     const row = h('div', {
-      class: 'jp-train-run-row',
+      class: `jp-train-run-row${parts.className ? ` ${parts.className}` : ''}`,
       testid: 'jp-train-run-row',
       'data-run-id': run.id,
       'data-status': run.status,
+      'data-parent-id': run.parent_id ?? undefined,
       role: 'button',
       tabindex: 0,
-      title: `${run.id}\n${run.status}${run.error ? `\n${run.error}` : ''}`,
+      title: `${run.id}\n${run.status}${run.error ? `\n${run.error}` : ''}${parts.title ? `\n${parts.title}` : ''}`,
       onclick: () => this.ctx.openRun(run.id),
       onkeydown: (ev: KeyboardEvent) => {
         if (ev.key === 'Enter') {
@@ -288,10 +318,29 @@ export class TrainSidebar extends Widget {
     h('span', { class: 'jp-train-run-name' }, name),
     h('span', { class: 'jp-train-run-time', title: new Date(run.created_at * 1000).toLocaleString() }, formatTime(run.created_at, true)),
     h('span', { class: 'jp-train-run-duration', 'data-duration': run.id }, formatDuration(runDuration(run, now))),
-    h('span', { class: 'jp-train-run-metric', title: primary ? `${primary.name} (step ${primary.step ?? '—'})` : '' },
+    parts.metric ?? h('span', { class: 'jp-train-run-metric', title: primary ? `${primary.name} (step ${primary.step ?? '—'})` : '' },
       primary ? `${primary.name} ${formatValue(primary.value)}` : ''),
-    cancel);
+    cancel,
+    ...(parts.extra ?? []));
+    for (const [k, v] of Object.entries(parts.data ?? {})) {
+      row.setAttribute(`data-${k}`, v);
+    }
     return row;
+  }
+
+  private _select(run: IRun): HTMLInputElement {
+    const select = h('input', { type: 'checkbox', class: 'jp-train-run-select', testid: 'jp-train-run-select', title: 'Select to compare', 'aria-label': `Select ${run.id}` });
+    select.checked = this._selected.has(run.id);
+    select.addEventListener('click', ev => ev.stopPropagation());
+    select.addEventListener('change', () => {
+      if (select.checked) {
+        this._selected.add(run.id);
+      } else {
+        this._selected.delete(run.id);
+      }
+      this._updateCompareButton();
+    });
+    return select;
   }
 
   private _tick(): void {
@@ -341,89 +390,18 @@ export class TrainSidebar extends Widget {
       return;
     }
     if (computes.status === 'fulfilled') {
-      this._renderComputes(computes.value);
+      renderComputes(this._computes, computes.value, id => this.ctx.openRun(id));
     }
     if (models.status === 'fulfilled') {
-      this._renderModels(models.value);
+      renderModels(this._models, models.value, id => this.ctx.openRun(id));
     }
     if (envs.status === 'fulfilled') {
-      this._renderEnvs(envs.value);
+      renderEnvironments(this._envs, envs.value);
     }
     const failed = [computes, models, envs].find(r => r.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) {
       this._showError(failed.reason);
     }
-  }
-
-  private _renderComputes(computes: ICompute[]): void {
-    this._computes.replaceChildren(
-      ...computes.map(c => {
-        const counts = c.node_counts ?? {};
-        const shape = c.kind === 'docker'
-          ? `${c.engine === 'ready' ? `${c.containers ?? 0} containers running` : 'engine unreachable'} · up to ${c.max_nodes ?? c.nodes} nodes`
-          : c.kind === 'cluster'
-            ? `${c.vm_size ?? ''} · ${c.min_nodes ?? 0}–${c.max_nodes ?? c.nodes} nodes`
-            : c.kind === 'ray'
-              ? `${c.vm_size ?? ''} per node · up to ${c.max_nodes ?? c.nodes} nodes`
-              : `${c.cpus ?? '?'} CPUs${c.gpus ? ` · ${c.gpus} GPUs` : ''}`;
-        return h('div', { class: 'jp-train-compute', 'data-compute': c.name, 'data-state': c.state },
-          h('div', { class: 'jp-train-compute-head', title: c.base_url ?? c.address ?? '' },
-            h('span', { class: 'jp-train-compute-name' }, c.name),
-            h('span', { class: 'jp-train-compute-kind' }, `${c.kind} · ${shape}`)),
-          h('div', { class: 'jp-train-nodes' },
-            nodeCount('idle', counts.idle), nodeCount('busy', counts.busy), nodeCount('preparing', counts.preparing),
-            counts.unusable ? nodeCount('unusable', counts.unusable) : null),
-          c.ray ? this._rayCluster(c.address ?? '', c.ray) : null,
-          c.queue.length
-            ? h('div', { class: 'jp-train-queue', 'data-queued': c.queue.length },
-                `Queued (${c.queue.length}): `,
-                ...c.queue.map((id, i) => h('a', { href: '#', class: 'jp-train-queued-run', onclick: (ev: Event) => { ev.preventDefault(); this.ctx.openRun(id); } }, `${i ? ', ' : ''}${id}`)))
-            : null);
-      })
-    );
-  }
-
-  /** A Ray target's cluster: a summary line, then each Ray node with its resources. */
-  private _rayCluster(address: string, ray: IRayStatus): HTMLElement {
-    return h('div', { class: 'jp-train-ray', 'data-ray-state': ray.state, title: `Ray cluster at ${address}` },
-      h('div', { class: 'jp-train-ray-summary' }, raySummary(ray)),
-      ...ray.nodes.map(n =>
-        h('div', { class: 'jp-train-ray-node', 'data-node-id': n.node_id, 'data-state': n.state,
-                   title: `Ray node ${n.node_id}` },
-          h('span', { class: `jp-train-ray-node-state jp-train-node-${n.state}` }, n.state),
-          ` ${n.address} · ${n.node_id.slice(0, 8)} · ${formatResources(n.resources, n.used)}`)));
-  }
-
-  private _renderModels(models: IModel[]): void {
-    if (!models.length) {
-      this._models.replaceChildren(h('p', { class: 'jp-train-empty' }, 'No models yet. Register one from a run’s outputs.'));
-      return;
-    }
-    const byName = new Map<string, IModel[]>();
-    for (const m of models) {
-      byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
-    }
-    this._models.replaceChildren(
-      ...Array.from(byName.entries()).sort().map(([name, versions]) =>
-        h('div', { class: 'jp-train-model', 'data-model': name },
-          h('div', { class: 'jp-train-model-name' }, name),
-          h('ul', {}, ...versions.sort((a, b) => b.version - a.version).map(v =>
-            h('li', { 'data-version': v.version },
-              `v${v.version}${v.framework ? ` · ${v.framework}` : ''} `,
-              v.run_id
-                ? h('a', { href: '#', title: `from ${v.source_path ?? ''} of ${v.run_id}`, onclick: (ev: Event) => { ev.preventDefault(); this.ctx.openRun(v.run_id!); } }, `from ${v.run_id}`)
-                : h('span', {}, v.source_path ?? v.path),
-              h('span', { class: 'jp-train-run-time' }, ` · ${formatTime(v.created_at)}`))))))
-    );
-  }
-
-  private _renderEnvs(envs: IEnvironment[]): void {
-    this._envs.replaceChildren(
-      ...envs.map(e =>
-        h('div', { class: 'jp-train-env', 'data-env': e.name },
-          h('span', { class: 'jp-train-env-name' }, `${e.name}${e.version ? ` v${e.version}` : ''}`),
-          h('span', { class: `jp-train-env-state jp-train-env-${(e.build_state ?? 'unknown').replace(/\s+/g, '-')}` }, e.build_state ?? '')))
-    );
   }
 
   private _showError(err: unknown): void {
@@ -448,6 +426,8 @@ export class TrainSidebar extends Widget {
   private _filter: IRunFilter = { statuses: [], experiment: '', search: '' };
   private _selected = new Set<string>();
   private _collapsed = new Set<string>();
+  /** Sweeps whose child runs show under their row. */
+  private _expanded = new Set<string>();
   private _experimentsKey = '';
   private _statusSig = '';
   private _lastError = '';
@@ -471,10 +451,6 @@ export class TrainSidebar extends Widget {
 function section(title: string, key: string, open: boolean, ...body: HTMLElement[]): HTMLElement {
   return h('details', { class: 'jp-train-section', 'data-section': key, open },
     h('summary', { class: 'jp-train-section-title' }, title), ...body);
-}
-
-function nodeCount(kind: string, n: number | undefined): HTMLElement {
-  return h('span', { class: `jp-train-node-count jp-train-node-${kind}`, 'data-kind': kind, 'data-count': n ?? 0 }, `${n ?? 0} ${kind}`);
 }
 
 /** The id without its experiment prefix ("exp_1700000000_ab12cd34" -> "1700000000_ab12cd34"). */

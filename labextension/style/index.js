@@ -3,3 +3,4 @@ import './status.css';
 import './resources.css';
 import './runview.css';
 import './charts.css';
+import './sweeps.css';
