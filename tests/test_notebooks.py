@@ -23,6 +23,9 @@ EXPECT = {
         "best_val_acc", "pytorch-birds:1 from run", "Downloading from outputs/model.pt",
         "ExportResult(path=", "model='pytorch-birds-onnx:1'", "onnxruntime says:",
         "onnxruntime val accuracy:"],
+    "pytorch-birds/hyperdrive-pytorch-birds.ipynb": [
+        "Status: Completed", "best_val_acc=", "'--learning_rate', '0.00", "'--momentum', '0.9",
+        "outputs/model.pt", "pytorch-birds-hd 1 from run"],
     "pytorch-ddp/pytorch-ddp.ipynb": ["Status: Completed", "final val_acc"],
     "mpi/mpi.ipynb": ["Status: Completed", "final val_acc"],
     "environments/environments.ipynb": [
@@ -61,7 +64,11 @@ def test_tutorial_runs_end_to_end(rel, headless, workspace_dir, monkeypatch, tmp
                    for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     missing = [s for s in EXPECT[rel] if s not in text]
     assert not missing, f"{rel}: missing {missing} in its output:\n{text[-4000:]}"
-    if rel.startswith("pytorch-birds"):
+    if rel == "pytorch-birds/hyperdrive-pytorch-birds.ipynb":
+        rows = [line.split() for line in text.splitlines() if line.startswith("pytorch-birds-hd_")]
+        assert len(rows) == 4 and all(r[1] == "Completed" for r in rows), text[-3000:]
+        assert float(rows[0][2]) >= max(float(r[2]) for r in rows)  # sorted best first
+    if rel == "pytorch-birds/train-pytorch-birds.ipynb":
         acc = float(text.split("onnxruntime val accuracy:")[1].split()[0])
         assert acc >= 0.8, text[-2000:]  # two balanced classes: chance is 0.5
         assert (folder / "config.json").is_file() and (folder / "model" / "model.onnx").is_file()

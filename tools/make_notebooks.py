@@ -281,6 +281,105 @@ print(conda_env.name, conda_env.version, conda_env.python.conda_dependencies.pip
 ]
 
 
+HYPERDRIVE = [
+    md("""
+# Tune the pytorch-birds model: hyperparameter sweeps with early termination
+
+After one run, the article's notebook (*train-hyperparameter-tune-deploy-with-pytorch*) tunes the
+learning rate and momentum with HyperDrive. The cells below are its cells; only the imports
+(`azureml.train.hyperdrive` → `kernel_lib.hyperdrive`) and the CPU-sized values change (4 children,
+2 at once, 2 epochs at 64 px). The sweep runs on the server: it samples with Optuna, applies the
+policy as each child's metrics arrive, and goes on if the kernel or the server restarts.
+"""),
+    code("""
+import os
+
+from kernel_lib import (AmlCompute, ComputeTarget, ComputeTargetException, Environment, Experiment,
+                        RunDetails, ScriptRunConfig, Workspace)
+from kernel_lib.hyperdrive import (BanditPolicy, HyperDriveConfig, PrimaryMetricGoal,
+                                   RandomParameterSampling, uniform)
+
+if not os.path.exists("config.json"):
+    Workspace.default().write_config(".")
+ws = Workspace.from_config()
+
+from make_data import make_imagefolder
+
+data_dir = os.path.abspath(make_imagefolder("data/fowl", seed=0))
+
+cluster_name = "cpu-cluster"
+try:
+    compute_target = ComputeTarget(workspace=ws, name=cluster_name)
+    print("Found existing compute target")
+except ComputeTargetException:
+    print("Creating a new compute target...")
+    compute_config = AmlCompute.provisioning_configuration(vm_size="cpu:1", max_nodes=2)
+    compute_target = ComputeTarget.create(ws, cluster_name, compute_config)
+    compute_target.wait_for_completion(show_output=True)
+
+pytorch_env = Environment.get(workspace=ws, name="Curated-PyTorch")
+src = ScriptRunConfig(source_directory=".",
+                      script="pytorch_train.py",
+                      arguments=["--num_epochs", 2, "--output_dir", "./outputs", "--data_dir", data_dir,
+                                 "--image_size", 64, "--batch_size", 16],
+                      compute_target=compute_target,
+                      environment=pytorch_env)
+"""),
+    md("""
+## Define the search space and the early termination policy
+
+Each child gets `--learning_rate` and `--momentum` drawn at random (a name without dashes is passed
+as `--name`). The Bandit policy stops a child whose `best_val_acc` falls more than 15% below the best
+child's at the same interval, from the tenth report on (the script reports `best_val_acc` once, at
+its end, so with 2 epochs no child is judged: raise `--num_epochs` and log it each epoch to see it
+stop children). The README's "Hyperparameter sweeps" section gives each policy's rule.
+"""),
+    code("""
+param_sampling = RandomParameterSampling({
+    "learning_rate": uniform(0.0005, 0.005),
+    "momentum": uniform(0.9, 0.99),
+}, seed=1)
+
+early_termination_policy = BanditPolicy(slack_factor=0.15, evaluation_interval=1, delay_evaluation=10)
+
+hyperdrive_config = HyperDriveConfig(run_config=src,
+                                     hyperparameter_sampling=param_sampling,
+                                     policy=early_termination_policy,
+                                     primary_metric_name="best_val_acc",
+                                     primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+                                     max_total_runs=4,
+                                     max_concurrent_runs=2)
+"""),
+    md("""
+## Submit the sweep and watch it
+
+The monitor shows the children live: a table sorted by `best_val_acc` with each hyperparameter as a
+column, a parallel-coordinates chart, and `best_val_acc` of every child over time.
+"""),
+    code("""
+hyperdrive_run = Experiment(ws, "pytorch-birds-hd").submit(hyperdrive_config)
+RunDetails(hyperdrive_run).show()
+"""),
+    code("""
+hyperdrive_run.wait_for_completion(show_output=True)
+"""),
+    md("""
+## Find and register the best model
+"""),
+    code("""
+best_run = hyperdrive_run.get_best_run_by_primary_metric()
+print(best_run.get_details()["runDefinition"]["arguments"])
+print(best_run.get_file_names())
+for row in hyperdrive_run.get_children_sorted_by_primary_metric():
+    print(row["run_id"], row["status"], row["best_primary_metric"], row["hyperparameters"])
+"""),
+    code("""
+model = best_run.register_model(model_name="pytorch-birds-hd", model_path="outputs/model.pt")
+print(model.name, model.version, "from run", model.run_id)
+"""),
+]
+
+
 def write(path: Path, cells) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = cells
@@ -294,3 +393,4 @@ def write(path: Path, cells) -> None:
 if __name__ == "__main__":
     write(ROOT / "pytorch-birds" / "train-pytorch-birds.ipynb", BIRDS)
     write(ROOT / "environments" / "environments.ipynb", ENVIRONMENTS)
+    write(ROOT / "pytorch-birds" / "hyperdrive-pytorch-birds.ipynb", HYPERDRIVE)
