@@ -53,6 +53,12 @@ class _Active:
         self.drain_only = drain_only  # a run that had ended before: only its unread metrics left
         self.log_sizes: dict[str, int] = {}
         self.supervisor: dict | None = None  # supervisor.json once its process groups are known
+        self.rd: RunDir | None = None  # its directory (made once: a pass builds no paths)
+        self.events_path = ""
+        self.run: dict | None = None  # the row as the last fold left it ...
+        self.events_size = -1  # ... when events.jsonl had this size
+        self.metric_names: list[str] = []  # the rank files in metrics/ ...
+        self.metrics_mtime = -1  # ... when the folder had this mtime (ns)
 
 
 class TailerHost(Protocol):
@@ -93,6 +99,7 @@ class Tailer:
         # than one slice, or one that ended with unread lines): the loop should pass again at
         # once, without waiting for a file event or its poll interval.
         self.backlog: set[str] = set()
+        self._full = True  # the pass under way looks at every active run
 
     # -- lifecycle ------------------------------------------------------------------------
     def reconcile(self) -> None:
@@ -314,6 +321,7 @@ class Tailer:
     def tick(self, run_ids: set[str] | None = None) -> set[str]:
         """One pass over ``run_ids`` (every active run when None); the runs that changed."""
         changed = set()
+        self._full = run_ids is None
         for run_id in list(self.active) if run_ids is None else [r for r in run_ids if r in self.active]:
             try:
                 if self._follow(run_id):
@@ -350,6 +358,25 @@ class Tailer:
             return run, False
         return self.m.store.apply_events(run_id, events, offset), True
 
+    def _fold_if_grown(self, run_id: str, state: _Active) -> tuple[dict | None, bool]:
+        """``_fold_events``, skipped while events.jsonl has the size it had at the last fold: a
+        pass for new metric lines (most passes) reads no row and no events file. Whoever else
+        folds (sync, the orphan path) moves the row's offset on, so the next pass here, finding
+        a size other than the one it saw, reads the row again."""
+        if state.rd is None:
+            state.rd = self.m.run_dir(run_id)
+            state.events_path = os.fspath(state.rd.events_path)
+        try:
+            size = os.stat(state.events_path).st_size
+        except OSError:
+            size = -2
+        if state.run is not None and size == state.events_size:
+            return state.run, False
+        run, changed = self._fold_events(run_id)
+        if run is not None:
+            state.run, state.events_size = run, run["events_offset"]
+        return run, changed
+
     def _follow(self, run_id: str) -> bool:
         """One pass over a run: events, then metrics, then logs. A finished run stays followed
         until every metrics file was read to its end after its final event was folded: then
@@ -358,7 +385,7 @@ class Tailer:
             state = self.active.get(run_id)
             if state is None:
                 return False
-            run, changed = self._fold_events(run_id)
+            run, changed = self._fold_if_grown(run_id, state)
         status = RunState(run["status"])
         # Only this thread ingests, so the lock is not held while it does (sync() on the event
         # loop would wait for it). The fold above came first: a final status read there means
@@ -387,8 +414,8 @@ class Tailer:
         together), batch after batch while there is more, for at most INGEST_SLICE_S. With
         ``final`` (the run has ended) a trailing partial line is read as well. Returns
         (anything ingested, every file read to its end); a file left behind goes in backlog."""
-        rd = self.m.run_dir(run_id)
-        names = self._metric_files(rd)
+        rd = state.rd or self.m.run_dir(run_id)
+        names = self._rank_files(rd, state, rescan=final)
         changed, behind = False, False
         deadline = time.monotonic() + INGEST_SLICE_S
         for name in names:
@@ -421,6 +448,18 @@ class Tailer:
             self.backlog.discard(run_id)
         return changed, not behind
 
+    def _rank_files(self, rd: RunDir, state: _Active, rescan: bool) -> list[str]:
+        """``_metric_files``, listed again only when metrics/ changed (its mtime), on a full
+        pass, or with ``rescan`` (the run has ended: every file is read to its end). A file
+        made in the same clock tick as the last listing is found by the next full pass."""
+        try:
+            mtime = os.stat(rd.metrics, follow_symlinks=False).st_mtime_ns
+        except OSError:
+            mtime = -2
+        if rescan or self._full or mtime != state.metrics_mtime:
+            state.metric_names, state.metrics_mtime = self._metric_files(rd), mtime
+        return state.metric_names
+
     @staticmethod
     def _metric_files(rd) -> list[str]:
         """The rank files in a run's metrics/ (regular files; links are never read)."""
@@ -435,7 +474,7 @@ class Tailer:
     def _check_logs(self, run_id: str, state: _Active) -> bool:
         changed = False
         try:
-            entries = list(os.scandir(self.m.run_dir(run_id).logs))
+            entries = list(os.scandir((state.rd or self.m.run_dir(run_id)).logs))
         except FileNotFoundError:
             return False
         for e in entries:
