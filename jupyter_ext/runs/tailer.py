@@ -29,13 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from .. import contract
-from ..errors import TrainError
 from ..launcher.finalize import finalize_outputs
 from ..launcher.procs import is_alive, note_to
 from ..launcher.rundir import RunDir
 from ..launcher.spec import RunSpec, RunState
-from ..paths import Tree
-from .ingest import parse_metric_lines, rank_of, read_metric_batch
+from .followed import Followed, metric_files
 from .watch import Changes, open_watch
 
 log = logging.getLogger("jupyter_ext")
@@ -44,21 +42,6 @@ NO_EVENTS_POLL_S = 0.05  # the pace of passes where file events are unavailable 
 QUEUE_POLL_S = 0.05  # while a target has runs waiting for nodes: its tick() finishes scale-ups
 MIN_GAP_S = 0.005  # between two passes that file events asked for: a writer's bursts coalesce
 STOP_WAIT_S = 5.0  # stop() waits this long for the pass thread to finish its pass
-INGEST_SLICE_S = 0.25  # at most this long on one run's metrics per pass; the next pass goes on
-
-
-class _Active:
-    def __init__(self, offsets: dict[str, int], drain_only: bool = False):
-        self.metric_offsets = offsets
-        self.drain_only = drain_only  # a run that had ended before: only its unread metrics left
-        self.log_sizes: dict[str, int] = {}
-        self.supervisor: dict | None = None  # supervisor.json once its process groups are known
-        self.rd: RunDir | None = None  # its directory (made once: a pass builds no paths)
-        self.events_path = ""
-        self.run: dict | None = None  # the row as the last fold left it ...
-        self.events_size = -1  # ... when events.jsonl had this size
-        self.metric_names: list[str] = []  # the rank files in metrics/ ...
-        self.metrics_mtime = -1  # ... when the folder had this mtime (ns)
 
 
 class TailerHost(Protocol):
@@ -80,7 +63,7 @@ class Tailer:
         self.m = manager
         self.poll_interval = poll_interval  # the fallback: a full pass at least this often
         self.children = {}  # run_id -> Popen of a supervisor this server started
-        self.active: dict[str, _Active] = {}
+        self.active: dict[str, Followed] = {}
         self.subscribers: dict[str, set[asyncio.Event]] = {}
         self.watchers: set[asyncio.Event] = set()  # woken when any run changes (workspace feed)
         self._lock = threading.RLock()
@@ -120,12 +103,12 @@ class Tailer:
             if run["status"] in _TERMINAL and run["id"] not in self.active:
                 offsets = store.tail_offsets(run["id"])
                 if self._unread_metrics(run["id"], offsets):
-                    self.active[run["id"]] = _Active(offsets, drain_only=True)
+                    self.active[run["id"]] = Followed(self.m.run_dir(run["id"]), offsets, drain_only=True)
                     self.backlog.add(run["id"])
 
     def _unread_metrics(self, run_id: str, offsets: dict[str, int]) -> bool:
         mdir = self.m.run_dir(run_id).metrics
-        for name in self._metric_files(self.m.run_dir(run_id)):
+        for name in metric_files(self.m.run_dir(run_id)):
             try:
                 if os.stat(mdir / name, follow_symlinks=False).st_size > offsets.get(name, 0):
                     return True
@@ -338,7 +321,7 @@ class Tailer:
             # Follow it if it was unfinished before this fold: a run that finished while no
             # server was up still has metrics to ingest, and the next pass does that.
             if before and before["status"] not in _TERMINAL and run_id not in self.active:
-                self.active[run_id] = _Active(self.m.store.tail_offsets(run_id))
+                self.active[run_id] = Followed(self.m.run_dir(run_id), self.m.store.tail_offsets(run_id))
         if run is not None:
             for ev in self.subscribers.get(run_id, ()):
                 ev.set()
@@ -358,25 +341,6 @@ class Tailer:
             return run, False
         return self.m.store.apply_events(run_id, events, offset), True
 
-    def _fold_if_grown(self, run_id: str, state: _Active) -> tuple[dict | None, bool]:
-        """``_fold_events``, skipped while events.jsonl has the size it had at the last fold: a
-        pass for new metric lines (most passes) reads no row and no events file. Whoever else
-        folds (sync, the orphan path) moves the row's offset on, so the next pass here, finding
-        a size other than the one it saw, reads the row again."""
-        if state.rd is None:
-            state.rd = self.m.run_dir(run_id)
-            state.events_path = os.fspath(state.rd.events_path)
-        try:
-            size = os.stat(state.events_path).st_size
-        except OSError:
-            size = -2
-        if state.run is not None and size == state.events_size:
-            return state.run, False
-        run, changed = self._fold_events(run_id)
-        if run is not None:
-            state.run, state.events_size = run, run["events_offset"]
-        return run, changed
-
     def _follow(self, run_id: str) -> bool:
         """One pass over a run: events, then metrics, then logs. A finished run stays followed
         until every metrics file was read to its end after its final event was folded: then
@@ -385,15 +349,19 @@ class Tailer:
             state = self.active.get(run_id)
             if state is None:
                 return False
-            run, changed = self._fold_if_grown(run_id, state)
+            run, changed = state.fold_if_grown(lambda: self._fold_events(run_id))
         status = RunState(run["status"])
         # Only this thread ingests, so the lock is not held while it does (sync() on the event
         # loop would wait for it). The fold above came first: a final status read there means
         # the ranks had stopped writing before the reads below.
-        ingested, drained = self._ingest_metrics(run_id, state, final=status.is_terminal())
+        ingested, drained = state.ingest_metrics(self.m.store, final=status.is_terminal(), full=self._full)
+        if drained:
+            self.backlog.discard(run_id)
+        else:
+            self.backlog.add(run_id)  # more to read: the next pass goes on at once
         changed |= ingested
         with self._lock:
-            changed |= self._check_logs(run_id, state)
+            changed |= state.check_logs()
             if not status.is_terminal():
                 if self._supervisor_lost(run_id, run):
                     self._finish_orphan(run_id, run)
@@ -408,82 +376,6 @@ class Tailer:
             if not state.drain_only:
                 self.finished.append(run_id)
             return True
-
-    def _ingest_metrics(self, run_id: str, state: _Active, final: bool = False) -> tuple[bool, bool]:
-        """Read each metrics file on in bounded batches (one transaction each: rows and offset
-        together), batch after batch while there is more, for at most INGEST_SLICE_S. With
-        ``final`` (the run has ended) a trailing partial line is read as well. Returns
-        (anything ingested, every file read to its end); a file left behind goes in backlog."""
-        rd = state.rd or self.m.run_dir(run_id)
-        names = self._rank_files(rd, state, rescan=final)
-        changed, behind = False, False
-        deadline = time.monotonic() + INGEST_SLICE_S
-        for name in names:
-            at_end = False
-            while not at_end and time.monotonic() < deadline:
-                off = state.metric_offsets.get(name, 0)
-                try:  # read under the containment rule: a rank file swapped for a link is not read
-                    with Tree(rd.path, within=("metrics",), what=f"run {run_id}") as tree, \
-                            tree.open(f"metrics/{name}") as f:
-                        data, new_off, at_end = read_metric_batch(f, off, final=final)
-                except TrainError as exc:  # gone, or a link out of the run: nothing to read there
-                    log.warning("jupyter-train: run %s: metrics/%s not read: %s", run_id, name, exc)
-                    at_end = True
-                    break
-                if new_off == off:
-                    break
-                rows, tags, problems = parse_metric_lines(data)
-                for p in problems:
-                    log.warning("jupyter-train: run %s: %s", run_id, p)
-                if problems.more:
-                    log.warning("jupyter-train: run %s: %d more bad metric lines in metrics/%s",
-                                run_id, problems.more, name)
-                self.m.store.ingest_metrics(run_id, name, rank_of(name), rows, tags, new_off)
-                state.metric_offsets[name] = new_off
-                changed = True
-            behind |= not at_end
-        if behind:
-            self.backlog.add(run_id)
-        else:
-            self.backlog.discard(run_id)
-        return changed, not behind
-
-    def _rank_files(self, rd: RunDir, state: _Active, rescan: bool) -> list[str]:
-        """``_metric_files``, listed again only when metrics/ changed (its mtime), on a full
-        pass, or with ``rescan`` (the run has ended: every file is read to its end). A file
-        made in the same clock tick as the last listing is found by the next full pass."""
-        try:
-            mtime = os.stat(rd.metrics, follow_symlinks=False).st_mtime_ns
-        except OSError:
-            mtime = -2
-        if rescan or self._full or mtime != state.metrics_mtime:
-            state.metric_names, state.metrics_mtime = self._metric_files(rd), mtime
-        return state.metric_names
-
-    @staticmethod
-    def _metric_files(rd) -> list[str]:
-        """The rank files in a run's metrics/ (regular files; links are never read)."""
-        if os.path.islink(rd.metrics):
-            return []
-        try:
-            return sorted(e.name for e in os.scandir(rd.metrics)
-                          if e.name.endswith(contract.METRICS_SUFFIX) and e.is_file(follow_symlinks=False))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-
-    def _check_logs(self, run_id: str, state: _Active) -> bool:
-        changed = False
-        try:
-            entries = list(os.scandir((state.rd or self.m.run_dir(run_id)).logs))
-        except FileNotFoundError:
-            return False
-        for e in entries:
-            if e.is_file():
-                size = e.stat().st_size
-                if state.log_sizes.get(e.name) != size:
-                    state.log_sizes[e.name] = size
-                    changed = True
-        return changed
 
     # -- supervisors that died --------------------------------------------------------------
     def _supervisor_lost(self, run_id: str, run: dict) -> bool:
