@@ -159,7 +159,10 @@ class ApiSpec:
         op = self.operation(template, method) or {}
         if "requestBody" not in op:
             return path, checked_query, None
-        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        content = op["requestBody"]["content"]
+        if "application/json" not in content:
+            return path, checked_query, None  # a body of any text (a service's input): the handler's
+        schema = content["application/json"]["schema"]
         instance = parse_json_body(body)
         self._check(schema, instance, "")
         return path, checked_query, instance

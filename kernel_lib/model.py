@@ -98,9 +98,24 @@ class Model:
         return cls(workspace, _data=data)
 
     @staticmethod
+    def deploy(workspace, name: str, models: list, inference_config=None, deployment_config=None,
+               deployment_target=None, overwrite: bool = False, show_output: bool = False):
+        """Deploy ``models`` as the web service ``name`` (kernel_lib.webservice); returns it,
+        Transitioning: ``service.wait_for_deployment(show_output=True)``."""
+        from .webservice import deploy
+
+        return deploy(workspace, name, models, inference_config, deployment_config, deployment_target,
+                      overwrite, show_output)
+
+    @staticmethod
     def get_model_path(model_name: str, version: int | None = None, _workspace=None) -> str:
-        """The model's file or folder in the workspace (read it, never write it), as scoring
-        scripts use it."""
+        """The model's file or folder: inside a deployed service, its copy there (under
+        AZUREML_MODEL_DIR); elsewhere, the workspace's (read it, never write it)."""
+        from jupyter_ext.serving import model_path
+
+        inside = model_path(model_name, version)
+        if inside is not None:
+            return inside
         from .workspace import Workspace
 
         ws = _workspace or Workspace.default()

@@ -14,6 +14,8 @@ from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandle
                    InfoHandler, LogHandler, LogsHandler, MetricSeriesHandler, MetricsHandler,
                    OneComputeHandler,
                    ResubmitHandler, RunHandler, RunsHandler, SweepsHandler)
+from .services import (ServiceHandler, ServiceKeysHandler, ServiceLogsHandler, ServiceScoreHandler,
+                       ServicesHandler)
 from .stream import RunStreamHandler
 
 RUN = r"(?P<run_id>[A-Za-z0-9_.-]+)"
@@ -43,6 +45,11 @@ ROUTES = [
     (rf"/models/{NAME}", ModelHandler),
     (rf"/models/{NAME}/(?P<version>[0-9]+)", ModelVersionHandler),
     (rf"/models/{NAME}/(?P<version>[0-9]+)/files/(?P<path>.+)", ModelFileHandler),
+    (r"/services", ServicesHandler),
+    (rf"/services/{NAME}", ServiceHandler),
+    (rf"/services/{NAME}/keys", ServiceKeysHandler),
+    (rf"/services/{NAME}/logs", ServiceLogsHandler),
+    (rf"/services/{NAME}/score", ServiceScoreHandler),
 ]
 
 

@@ -31,10 +31,16 @@ SHIM = (
     "jupyter_ext/launcher/__init__.py",
     "jupyter_ext/launcher/payload.py",
     "jupyter_ext/launcher/rank_entry.py",
+    "jupyter_ext/serving/",
     "kernel_lib/__init__.py",
     "kernel_lib/tracking.py",
     "kernel_lib/compat/",
 )
+# Third-party modules a shipped file imports, from the job's environment rather than the shim: a
+# service's scoring server (tornado, which a service's environment build adds) and the built-in
+# ONNX scorer (onnxruntime and numpy, in an environment that serves an ONNX model).
+SHIM_NEEDS = {"jupyter_ext/serving/host.py": ("tornado",),
+              "jupyter_ext/serving/onnx_entry.py": ("onnxruntime", "numpy")}
 COMPAT = "compat"  # kernel_lib's folder of the ``azureml`` namespace (kernel_lib/compat/README.md)
 _SKIP = {"__pycache__"}
 

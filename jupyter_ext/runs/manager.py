@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import time
 from dataclasses import asdict
 
@@ -32,6 +33,7 @@ from .computes import Computes
 from .environments import Environments
 from .models import Models
 from .requests import SubmitRequest, parse_distributed
+from .services import Services
 from .sweeps import Sweeps
 from .tailer import Tailer
 
@@ -55,6 +57,7 @@ class RunManager:
         self.models = Models(self.store, self.ws.models, self)
         self.tailer = Tailer(self, poll_interval)
         self.sweeps = Sweeps(self)
+        self.services = Services(self)
 
     @property
     def targets(self) -> dict[str, Target]:
@@ -84,11 +87,12 @@ class RunManager:
     # -- submit ---------------------------------------------------------------------------
     async def submit(self, req: SubmitRequest, *, snapshot: Snapshot | None = None,
                      parent_id: str | None = None, properties: dict | None = None,
-                     sweep: SweepConfig | None = None) -> dict:
+                     sweep: SweepConfig | None = None, setup=None) -> dict:
         """Check ``req``, snapshot its source (or reuse ``snapshot``, for a resubmit or a sweep's
         child, whose ``parent_id`` and ``properties`` go on the row) and queue it. With
         ``sweep``, the run is the parent of a sweep: checked and snapshotted alike, then driven
-        by the sweeps service instead of queued."""
+        by the sweeps service instead of queued. ``setup(run_dir)`` (a service's files) runs in
+        a thread once the run directory exists, before anything can start the run."""
         check_name("Experiment", req.experiment)
         target = self.computes.require(req.compute_target)
         dist = parse_distributed(req.distributed)
@@ -112,6 +116,12 @@ class RunManager:
         rd = self.run_dir(run_id)
         rd.create()
         rd.spec_path.write_text(spec.to_json())
+        if setup is not None:
+            try:
+                await asyncio.to_thread(setup, rd)
+            except BaseException:
+                shutil.rmtree(rd.path, ignore_errors=True)
+                raise
         self.store.insert_run({"id": run_id, "experiment": req.experiment,
                                "status": RunState.NOT_STARTED.value, "created_at": now,
                                "compute_target": target.name, "script": script_rel,

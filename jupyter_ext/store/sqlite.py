@@ -1,4 +1,5 @@
-"""SQLite store: experiments, runs (derived from their event logs), metrics, tail offsets, models.
+"""SQLite store: experiments, runs (derived from their event logs), metrics, tail offsets, models,
+services.
 
 Metric points and the byte offset of the file they came from are written in one transaction
 (metrics.py), so a server killed at any point re-reads from exactly where the committed points
@@ -15,6 +16,7 @@ from typing import Iterable
 
 from .. import contract
 from .metrics import MetricsMixin
+from .services import ServicesMixin
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -52,7 +54,7 @@ MIGRATIONS = {"runs": [("parent_id", "TEXT")],
 RUN_JSON_COLUMNS = ("arguments", "tags", "properties", "phases")
 
 
-class SQLiteStore(MetricsMixin):
+class SQLiteStore(MetricsMixin, ServicesMixin):
     def __init__(self, path: str):
         self.path = path
         self._lock = threading.RLock()
@@ -68,6 +70,7 @@ class SQLiteStore(MetricsMixin):
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
         self.db.execute("CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_id, created_at)")
         self._open_metrics()
+        self._open_services()
 
     def close(self) -> None:
         with self._lock:

@@ -325,7 +325,54 @@ SWEEP_CASES = [
     C("GET", "/runs", "parent is unknown", query="parent=nobody_1"),
     C("GET", "/runs", "include_children is a word", query="include_children=maybe"),
 ]
-CASES = RUN_CASES + COMPUTE_CASES + MODEL_CASES + ENVIRONMENT_CASES + OTHER_CASES + SWEEP_CASES
+
+
+def service(**change) -> dict:
+    body = {"name": "bad-svc", "models": [{"name": "m"}], "entry_script": "count.py",
+            "source_directory": "{scripts}"}
+    body.update(change)
+    return body
+
+
+SERVICE_CASES = [
+    C("GET", "/services", "unknown query parameter", query="state=Healthy"),
+    C("POST", "/services", "body is a list", body=[service()]),
+    C("POST", "/services", "name with capitals", body=service(name="Bad_Svc")),
+    C("POST", "/services", "name too long", body=service(name="a" * 40)),
+    C("POST", "/services", "name with a newline", body=service(name="svc\n")),
+    C("POST", "/services", "no models", body={"name": "bad-svc", "entry_script": "count.py"}),
+    C("POST", "/services", "models is a string", body=service(models="m")),
+    C("POST", "/services", "a model without a name", body=service(models=[{"version": 1}])),
+    C("POST", "/services", "model version beyond int64", body=service(models=[{"name": "m", "version": 10**20}])),
+    C("POST", "/services", "unknown model", body=service(models=[{"name": "nobody"}])),
+    C("POST", "/services", "unknown model version", body=service(models=[{"name": "m", "version": 99}])),
+    C("POST", "/services", "entry script outside its folder", body=service(entry_script="../../etc/passwd")),
+    C("POST", "/services", "entry script missing", body=service(entry_script="nope.py")),
+    C("POST", "/services", "NUL in the entry script", body=service(entry_script="count\x00.py")),
+    C("POST", "/services", "entry script without a folder", body=service(source_directory=None)),
+    C("POST", "/services", "no entry script for a model that is not ONNX", body=service(entry_script=None)),
+    C("POST", "/services", "port below 1024", body=service(port=80)),
+    C("POST", "/services", "port is a string", body=service(port="8080")),
+    C("POST", "/services", "auth_enabled is a string", body=service(auth_enabled="yes")),
+    C("POST", "/services", "cpu_cores zero", body=service(cpu_cores=0)),
+    C("POST", "/services", "max_request_bytes zero", body=service(max_request_bytes=0)),
+    C("POST", "/services", "python is relative", body=service(python="python3")),
+    C("POST", "/services", "unknown compute target", body=service(compute_target="nowhere")),
+    C("POST", "/services", "unknown field", body=service(replicas=3)),
+    C("GET", "/services/{name}", "unknown service", params={"name": "nobody"}),
+    C("GET", "/services/{name}", "name with a dot-dot", params={"name": ".."}),
+    C("DELETE", "/services/{name}", "unknown service", params={"name": "nobody"}),
+    C("GET", "/services/{name}/keys", "unknown service", params={"name": "nobody"}),
+    C("POST", "/services/{name}/keys", "unknown key", body={"key": "Tertiary"}),
+    C("POST", "/services/{name}/keys", "unknown field", body={"key": "Primary", "value": "x"}),
+    C("POST", "/services/{name}/keys", "unknown service", params={"name": "nobody"}, body={"key": "Primary"}),
+    C("GET", "/services/{name}/logs", "unknown service", params={"name": "nobody"}),
+    C("POST", "/services/{name}/score", "unknown service", params={"name": "nobody"}, body=b'{"data": [1]}'),
+    C("POST", "/services/{name}/score", "a service name that is not one", params={"name": "Bad_Svc"},
+      body=b"x"),
+]
+CASES = (RUN_CASES + COMPUTE_CASES + MODEL_CASES + ENVIRONMENT_CASES + OTHER_CASES + SWEEP_CASES
+         + SERVICE_CASES)
 
 # Not endpoints of openapi.yaml: unknown routes and methods answer JSON 404 / 405 too.
 UNROUTED = [
