@@ -12,6 +12,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from kernel_lib import Workspace
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL = sorted(str(p.relative_to(NOTEBOOKS)) for p in NOTEBOOKS.rglob("*.ipynb")
              if ".ipynb_checkpoints" not in p.parts)
@@ -22,7 +24,8 @@ EXPECT = {
         "Creating a new compute target", "Building environment pytorch-birds", "Status: Completed",
         "best_val_acc", "pytorch-birds:1 from run", "Downloading from outputs/model.pt",
         "ExportResult(path=", "model='pytorch-birds-onnx:1'", "onnxruntime says:",
-        "onnxruntime val accuracy:"],
+        "onnxruntime val accuracy:", "aci-birds: Healthy at http://127.0.0.1:", "init() done",
+        "{'label': '", "'probability': '"],
     "pytorch-birds/hyperdrive-pytorch-birds.ipynb": [
         "Status: Completed", "best_val_acc=", "'--learning_rate', '0.00", "'--momentum', '0.9",
         "outputs/model.pt", "pytorch-birds-hd 1 from run"],
@@ -72,3 +75,7 @@ def test_tutorial_runs_end_to_end(rel, headless, workspace_dir, monkeypatch, tmp
         acc = float(text.split("onnxruntime val accuracy:")[1].split()[0])
         assert acc >= 0.8, text[-2000:]  # two balanced classes: chance is 0.5
         assert (folder / "config.json").is_file() and (folder / "model" / "model.onnx").is_file()
+        ws = Workspace(workspace_dir)  # the service was deleted: none left, its run Canceled
+        assert ws.client.get("/services")["services"] == []
+        served = ws.client.get("/runs", experiment="services")["runs"]
+        assert [r["status"] for r in served] == ["Canceled"]

@@ -31,7 +31,8 @@ article's; only the imports change (`azureml.core` → `kernel_lib`).
 
 You will: connect to a workspace, make the data, create a compute cluster, pick an environment,
 configure and submit a training run, watch it live, register the model, download it, export it to
-ONNX and classify a validation image with onnxruntime.
+ONNX and classify a validation image with onnxruntime, then deploy the model as a web service and
+classify an image over HTTP.
 """),
     code("""
 import os
@@ -198,6 +199,98 @@ print(f"{os.path.basename(image)} is a turkey; onnxruntime says: {classify(image
 val_images = [(p, c) for c in classes for p in sorted(glob.glob(os.path.join(data_dir, "val", c, "*")))]
 correct = sum(classify(p) == c for p, c in val_images)
 print(f"onnxruntime val accuracy: {correct / len(val_images):.3f} on {len(val_images)} images")
+"""),
+    md("""
+## Deploy the model as a web service
+
+As in the article's notebook: an entry script whose `init()` loads the model once and whose `run()`
+classifies one image per request, deployed with `Model.deploy`. The service runs on this machine as
+a long-running run of the experiment `services` (it keeps serving through kernel and server restarts,
+and is started again if it crashes); `AciWebservice.deploy_configuration` is accepted as is
+(`cpu_cores` becomes the model's thread count). The Training panel's **Endpoints** section shows it.
+"""),
+    code("""
+%%writefile pytorch_score.py
+import json
+import os
+
+import torch
+import torch.nn as nn
+
+
+def init():
+    global model
+    # AZUREML_MODEL_DIR is an environment variable created during deployment.
+    # It is the path to the model folder (./azureml-models/$MODEL_NAME/$VERSION)
+    model_path = os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model.pt")
+    model = torch.load(model_path, map_location=lambda storage, loc: storage, weights_only=False)
+    model.eval()
+
+
+def run(input_data):
+    input_data = torch.tensor(json.loads(input_data)["data"])
+
+    # get prediction
+    with torch.no_grad():
+        output = model(input_data)
+        classes = ["chickens", "turkeys"]
+        softmax = nn.Softmax(dim=1)
+        pred_probs = softmax(output).numpy()[0]
+        index = torch.argmax(output, 1)
+
+    result = {"label": classes[index], "probability": str(pred_probs[index])}
+    return result
+"""),
+    code("""
+from kernel_lib.webservice import AciWebservice, InferenceConfig
+
+inference_config = InferenceConfig(entry_script="pytorch_score.py", environment=curated_env)
+
+aciconfig = AciWebservice.deploy_configuration(cpu_cores=1,
+                                               memory_gb=1,
+                                               tags={"data": "birds", "method": "transfer learning", "framework": "pytorch"},
+                                               description="Classify turkey/chickens using transfer learning with PyTorch")
+
+service = Model.deploy(workspace=ws,
+                       name="aci-birds",
+                       models=[model],
+                       inference_config=inference_config,
+                       deployment_config=aciconfig,
+                       overwrite=True)
+service.wait_for_deployment(True)
+print(service.state)
+"""),
+    code("""
+print(service.get_logs())
+print(service.scoring_uri)
+"""),
+    md("""
+## Test the web service
+
+The image goes through the validation transform of `pytorch_train.py` (at the 64 px the model was
+trained on) and is sent as JSON; `service.run` posts it through the server, which also works when
+JupyterLab runs on another machine than the service.
+"""),
+    code("""
+import json
+
+def preprocess(image_file):
+    \"\"\"Preprocess the input image.\"\"\"
+    image = Image.open(image_file).convert("RGB")
+    return val_transform(image).float().unsqueeze(0).numpy()
+
+test_img = sorted(glob.glob(os.path.join(data_dir, "val", "turkeys", "*")))[0]
+input_data = preprocess(test_img)
+result = service.run(input_data=json.dumps({"data": input_data.tolist()}))
+print(result)
+"""),
+    md("""
+## Delete the web service
+
+`delete()` stops the service; when it returns, nothing it started is left running.
+"""),
+    code("""
+service.delete()
 """),
     md("""
 ## Clean up
