@@ -257,3 +257,26 @@ def test_an_environment_from_a_dockerfile(ws, target, dockerd, tmp_path):
                                                           environment=env))
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed", run.get_log("prepare.txt")
     assert "FROM_DOCKERFILE=yes" in run.get_log()
+
+
+def test_a_deployed_model_serves_from_a_container(ws, target, dockerd, tmp_path):
+    """Model.deploy onto the Docker target: the scoring process runs in a container (host
+    network: the scoring URI is the same), and delete() leaves no container."""
+    from kernel_lib import Model
+    from kernel_lib.webservice import InferenceConfig, LocalWebservice
+
+    _sock, client = dockerd
+    (tmp_path / "weights.json").write_text('{"scale": 2}')
+    model = Model.register(ws, str(tmp_path / "weights.json"), "scaler")
+    svc = Model.deploy(ws, "in-docker", [model],
+                       InferenceConfig(entry_script="score.py", source_directory=os.path.join(SCRIPTS, "services"),
+                                       environment=skeleton_env()),
+                       LocalWebservice.deploy_configuration(), deployment_target=target)
+    try:
+        svc.wait_for_deployment(timeout_sec=300)
+        assert svc.run({"data": [1, 2]}) == {"result": [2, 4]}
+        assert [c.status for c in labelled(client, svc.run_id)] == ["running"]
+        assert "init: loaded" in svc.get_logs()
+    finally:
+        svc.delete()
+    assert labelled(client, svc.run_id) == []
