@@ -156,6 +156,19 @@ def test_a_crashed_scoring_process_is_started_again_and_counted(env):
     assert not is_alive(again["pid"])
 
 
+def test_a_service_whose_run_directory_is_deleted_stops_and_can_be_deleted(env):
+    import shutil
+
+    svc = deploy(env, "dir-gone")
+    svc.wait_for_deployment()
+    host = status_of(env, svc)["pid"]
+    keeper = int(Path(f"/proc/{host}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+    shutil.rmtree(env["root"] / "workspace" / "runs" / svc.run_id)
+    until(lambda: not is_alive(host) and not is_alive(keeper), 15, "the service to stop")
+    svc.delete()  # nothing left to stop: the service is forgotten, no error
+    assert "dir-gone" not in [s.name for s in Webservice.list(env["ws"])]
+
+
 def test_keys_when_auth_is_on_and_none_when_off(env):
     svc = deploy(env, "locked", config=AciWebservice.deploy_configuration(auth_enabled=True))
     svc.wait_for_deployment()
@@ -267,6 +280,10 @@ def test_bad_deployments_are_refused_and_leave_nothing(env):
     svc = deploy(env, "twice")
     with pytest.raises(TrainError, match="exists.*overwrite"):
         deploy(env, "twice")
+    with pytest.raises(TrainError, match="not found"):  # a bad replacement leaves the old one serving
+        client.post("/services", {"name": "twice", "models": [{"name": "scaler"}], "entry_script": "nope.py",
+                                  "source_directory": str(SCRIPTS), "overwrite": True})
+    assert Webservice(env["ws"], "twice").run_id == svc.run_id
     replaced = deploy(env, "twice", overwrite=True)
     replaced.wait_for_deployment()
     assert replaced.run_id != svc.run_id

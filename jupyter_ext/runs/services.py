@@ -55,11 +55,10 @@ class Services:
     # -- deploy -----------------------------------------------------------------------------
     async def deploy(self, body: dict) -> dict:
         name = check_service_name(body.get("name"))
-        if self.store.get_service(name) is not None:
-            if not body.get("overwrite"):
-                raise Conflict(f"A service named {name!r} exists. Delete it first, or deploy with "
-                               "overwrite=True to replace it.")
-            await self.delete(name)
+        replaces = self.store.get_service(name) is not None
+        if replaces and not body.get("overwrite"):
+            raise Conflict(f"A service named {name!r} exists. Delete it first, or deploy with "
+                           "overwrite=True to replace it.")
         models = [self.m.models.get(m["name"], m.get("version")) for m in body.get("models") or []]
         entry, source = body.get("entry_script"), body.get("source_directory")
         builtin = None
@@ -77,6 +76,8 @@ class Services:
         else:
             raise InvalidRequest("An entry script is needed (InferenceConfig(entry_script=...)), unless "
                                  "every model was registered with model_framework='Onnx'.")
+        if replaces:  # the request holds up: only now is the old one stopped
+            await self.delete(name)
         port = body.get("port") or free_port()
         for other in self.store.list_services():
             if other["config"]["port"] == port and not self._ended(other["run_id"]):
@@ -224,7 +225,7 @@ class Services:
         then), then forget the service. Its run stays in the history."""
         svc = self._require(name)
         run_id = svc["run_id"]
-        if not self._ended(run_id):
+        if not self._ended(run_id) and self.m.run_dir(run_id).path.is_dir():  # else nothing is left to stop
             self.m.cancel(run_id, reason=f"Service {name} deleted")
             deadline = time.monotonic() + DELETE_WAIT_S
             while not self._ended(run_id) and time.monotonic() < deadline:

@@ -10,7 +10,8 @@ write "ready PORT" on FD (init() done, the port bound):
 - one that ends after it was ready (a crash in the process: a segfault, ``os._exit``, the OOM
   killer) is started again after 1, 2, 4 ... 30 s (back to 1 s after a minute up), and STATUS
   counts the restarts;
-- SIGTERM (the run canceled: the service deleted) stops the host and ends the keeper.
+- SIGTERM (the run canceled: the service deleted) stops the host and ends the keeper, and so
+  does the run directory going away (a deleted workspace: nobody could reach the service).
 
 Standard library only.
 """
@@ -26,11 +27,12 @@ import sys
 import time
 
 from .. import contract
-from . import FAILED, HEALTHY, STATUS, TRANSITIONING, UNHEALTHY
+from . import CONFIG, FAILED, HEALTHY, STATUS, TRANSITIONING, UNHEALTHY
 
 BACKOFF_S = (1, 2, 4, 8, 16, 30)
 STABLE_S = 60.0  # up this long: the next crash starts the backoff over
 READY_TIMEOUT_S = 3600.0  # init() may load a big model; the run's own cancel ends a wait
+WATCH_S = 2.0  # how often a serving keeper checks that its run directory is still there
 
 
 class InitFailed(RuntimeError):
@@ -67,6 +69,22 @@ def wait_ready(child: subprocess.Popen, fd: int) -> int | None:
         elif child.poll() is not None:
             return None
     return None
+
+
+def wait_while_wanted(child: subprocess.Popen, run_dir: str) -> int | None:
+    """The host's exit code; None when the run directory went away under it (the workspace
+    deleted): then the host is stopped, for nobody can reach, see or delete the service."""
+    while True:
+        try:
+            return child.wait(timeout=WATCH_S)
+        except subprocess.TimeoutExpired:
+            if not os.path.exists(os.path.join(run_dir, CONFIG)):
+                child.terminate()
+                try:
+                    child.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                return None
 
 
 def main() -> int:
@@ -108,10 +126,13 @@ def main() -> int:
             write_status(run_dir, state=HEALTHY, restarts=restarts, last_exit=last, pid=child.pid,
                          port=port, ready_at=ready_at)
             say(f"serving on port {port} (pid {child.pid})")
-            code = child.wait()
+            code = wait_while_wanted(child, run_dir)
             up_s = time.time() - ready_at
         if state["stopping"]:
             return 0
+        if code is None:
+            say(f"the run directory {run_dir} is gone: the service stops")
+            return 1
         if up_s >= STABLE_S:
             streak = 0
         wait = BACKOFF_S[min(streak, len(BACKOFF_S) - 1)]
