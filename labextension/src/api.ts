@@ -1,6 +1,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { IScoreResponse, IService, IServiceDeleted } from './endpoints';
 import { IMetricPoint, IMetricSeriesView } from './metrics';
 import { IRun } from './runs';
 import { ISweepSummary } from './sweeps';
@@ -107,6 +108,15 @@ export interface ILogChunk {
   eof: boolean;
 }
 
+export interface IRequestOptions {
+  /** A JSON body. */
+  body?: unknown;
+  /** A body sent as it is, in place of ``body``. */
+  text?: string;
+  query?: Record<string, unknown>;
+  signal?: AbortSignal;
+}
+
 /**
  * Typed calls to /train/api (see jupyter_ext/openapi.yaml), with the Jupyter server's auth.
  */
@@ -126,11 +136,7 @@ export class TrainApi {
     return URLExt.join(this.settings.wsUrl, API_PREFIX, path) + URLExt.objectToQueryString(q);
   }
 
-  async request<T>(
-    method: string,
-    parts: string[],
-    options: { body?: unknown; query?: Record<string, unknown>; signal?: AbortSignal } = {}
-  ): Promise<T> {
+  async request<T>(method: string, parts: string[], options: IRequestOptions = {}): Promise<T> {
     const response = await this.fetch(method, parts, options);
     const text = await response.text();
     if (response.status === 204 || !text) {
@@ -148,11 +154,19 @@ export class TrainApi {
   }
 
   /** The raw response (for file downloads); errors are thrown as TrainApiError. */
-  async fetch(
-    method: string,
-    parts: string[],
-    options: { body?: unknown; query?: Record<string, unknown>; signal?: AbortSignal } = {}
-  ): Promise<Response> {
+  async fetch(method: string, parts: string[], options: IRequestOptions = {}): Promise<Response> {
+    const response = await this.send(method, parts, options);
+    if (!response.ok) {
+      throw await errorFromResponse(response, parts);
+    }
+    return response;
+  }
+
+  /**
+   * The response whatever its status; only a server that cannot be reached throws. The body is
+   * ``text`` as it is, else ``body`` as JSON.
+   */
+  async send(method: string, parts: string[], options: IRequestOptions = {}): Promise<Response> {
     let url = this.url(...parts);
     if (options.query) {
       const q: Record<string, string> = {};
@@ -164,14 +178,15 @@ export class TrainApi {
       url += URLExt.objectToQueryString(q);
     }
     const init: RequestInit = { method, signal: options.signal };
-    if (options.body !== undefined) {
+    if (options.text !== undefined) {
+      init.body = options.text;
+    } else if (options.body !== undefined) {
       init.body = JSON.stringify(options.body);
     } else if (method === 'POST' || method === 'PATCH') {
       init.body = '{}';
     }
-    let response: Response;
     try {
-      response = await ServerConnection.makeRequest(url, init, this.settings);
+      return await ServerConnection.makeRequest(url, init, this.settings);
     } catch (err) {
       if ((err as Error)?.name === 'AbortError') {
         throw err;
@@ -181,10 +196,6 @@ export class TrainApi {
         'unreachable'
       );
     }
-    if (!response.ok) {
-      throw await errorFromResponse(response, parts);
-    }
-    return response;
   }
 
   info(): Promise<IInfo> {
@@ -267,6 +278,31 @@ export class TrainApi {
 
   async environments(): Promise<IEnvironment[]> {
     return (await this.request<{ environments: IEnvironment[] }>('GET', ['environments'])).environments;
+  }
+
+  /** Deployed web services (Model.deploy), by name. */
+  async services(): Promise<IService[]> {
+    return (await this.request<{ services: IService[] }>('GET', ['services'])).services;
+  }
+
+  /** Stop a service (its run is canceled) and forget it. */
+  deleteService(name: string): Promise<IServiceDeleted> {
+    return this.request('DELETE', ['services', name]);
+  }
+
+  /** The scoring process's log, after its environment build's. */
+  async serviceLogs(name: string): Promise<string> {
+    return (await this.request<{ name: string; logs: string }>('GET', ['services', name, 'logs'])).logs;
+  }
+
+  /**
+   * Score ``input`` (what the entry script's run() receives, usually JSON) through the server.
+   * Any status comes back as it is: the service's answer or its error, or jupyter-train's
+   * (the service is not Healthy, or unknown).
+   */
+  async score(name: string, input: string): Promise<IScoreResponse> {
+    const response = await this.send('POST', ['services', name, 'score'], { text: input });
+    return { status: response.status, text: await response.text() };
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The left-sidebar panel: runs grouped by experiment (live, filterable, searchable, selectable
- * for comparison), compute targets with their nodes and queues, registered models and
- * environments.
+ * for comparison), compute targets with their nodes and queues, registered models, deployed
+ * endpoints (web services) and environments.
  *
  * Stable hooks for browser tests: [data-testid=jp-train-sidebar] (data-live="true" while the
  * events feed is connected), jp-train-refresh, jp-train-compare-button, jp-train-search,
@@ -9,7 +9,10 @@
  * jp-train-run-row (data-run-id, data-status; a sweep's child rows also data-parent-id),
  * jp-train-sweep-toggle (on a sweep's row: shows its child rows), jp-train-sweep-counts,
  * jp-train-run-select, jp-train-run-cancel, jp-train-computes, jp-train-models,
- * jp-train-environments, jp-train-message.
+ * jp-train-endpoints, jp-train-endpoint (data-service, data-state, data-requests, data-errors)
+ * with its jp-train-endpoint-input, jp-train-endpoint-score, jp-train-endpoint-answer
+ * (data-status, data-ok), jp-train-endpoint-log-toggle, jp-train-endpoint-log and
+ * jp-train-endpoint-delete, jp-train-environments, jp-train-message.
  */
 
 import { Message } from '@lumino/messaging';
@@ -18,6 +21,7 @@ import { Widget } from '@lumino/widgets';
 import { ITrainContext, notifyError } from './context';
 import { isTerminal } from './contract';
 import { button, h, statusBadge } from './dom';
+import { EndpointsSection } from './endpointlist';
 import { formatDuration, formatTime, formatValue } from './format';
 import { trainIcon } from './icons';
 import { renderComputes, renderEnvironments, renderModels } from './resources';
@@ -35,7 +39,7 @@ import { hyperparameterNames, sortChildren, sweepConfig } from './sweeps';
 
 export const SIDEBAR_ID = 'jupyter-train-sidebar';
 
-/** How often compute, models and environments refresh while the panel is visible. */
+/** How often compute, models, endpoints and environments refresh while the panel is visible. */
 const SIDE_REFRESH_MS = 10000;
 
 export class TrainSidebar extends Widget {
@@ -83,6 +87,7 @@ export class TrainSidebar extends Widget {
     this._computes = h('div', { class: 'jp-train-computes', testid: 'jp-train-computes' });
     this._models = h('div', { class: 'jp-train-models', testid: 'jp-train-models' });
     this._envs = h('div', { class: 'jp-train-environments', testid: 'jp-train-environments' });
+    this._endpoints = new EndpointsSection(ctx, () => this.isVisible && !document.hidden, err => this._showError(err));
     this._updated = h('div', { class: 'jp-train-updated' });
 
     this.node.append(
@@ -91,6 +96,7 @@ export class TrainSidebar extends Widget {
       section('Runs', 'runs', true, h('div', { class: 'jp-train-filters' }, this._search, this._experiment, chips), this._runsList),
       section('Compute', 'compute', true, this._computes),
       section('Models', 'models', false, this._models),
+      section('Endpoints', 'endpoints', false, this._endpoints.node),
       section('Environments', 'environments', false, this._envs),
       this._updated
     );
@@ -113,7 +119,7 @@ export class TrainSidebar extends Widget {
     }
   }
 
-  /** Reload runs, compute, models and environments over REST. */
+  /** Reload runs, compute, models, endpoints and environments over REST. */
   async refresh(): Promise<void> {
     this._refresh.disabled = true;
     try {
@@ -131,6 +137,7 @@ export class TrainSidebar extends Widget {
       return;
     }
     this._unsubscribe.forEach(u => u());
+    this._endpoints.dispose();
     window.clearInterval(this._ticker);
     window.clearInterval(this._sideTimer);
     super.dispose();
@@ -381,10 +388,11 @@ export class TrainSidebar extends Widget {
   }
 
   private async _refreshSide(): Promise<void> {
-    const [computes, models, envs] = await Promise.allSettled([
+    const [computes, models, envs, endpoints] = await Promise.allSettled([
       this.ctx.api.computes(),
       this.ctx.api.models(),
-      this.ctx.api.environments()
+      this.ctx.api.environments(),
+      this._endpoints.refresh()
     ]);
     if (this.isDisposed) {
       return;
@@ -398,7 +406,7 @@ export class TrainSidebar extends Widget {
     if (envs.status === 'fulfilled') {
       renderEnvironments(this._envs, envs.value);
     }
-    const failed = [computes, models, envs].find(r => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    const failed = [computes, models, envs, endpoints].find(r => r.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) {
       this._showError(failed.reason);
     }
@@ -445,6 +453,7 @@ export class TrainSidebar extends Widget {
   private _computes: HTMLDivElement;
   private _models: HTMLDivElement;
   private _envs: HTMLDivElement;
+  private _endpoints: EndpointsSection;
   private _updated: HTMLDivElement;
 }
 

@@ -4,3 +4,4 @@ import './resources.css';
 import './runview.css';
 import './charts.css';
 import './sweeps.css';
+import './endpoints.css';
