@@ -7,54 +7,8 @@
 
 const MAX_LOG_LINES = 5000;
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
-const TERMINAL = new Set(["Completed", "Failed", "Canceled"]);
 // Bookkeeping metrics that are not charted unless picked (they drive the progress bar).
 const NOT_CHARTED = ["epoch", "lr", "momentum", "num_epochs", "epochs", "progress"];
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
-function pageBaseUrl() {
-  try {
-    const cfg = JSON.parse(document.getElementById("jupyter-config-data").textContent);
-    return cfg.baseUrl || "/";
-  } catch (e) {
-    return null;
-  }
-}
-
-function xsrf() {
-  const m = document.cookie.match("\\b_xsrf=([^;]*)\\b");
-  return m ? decodeURIComponent(m[1]) : "";
-}
-
-async function sameServer(workspace) {
-  // The page's server is usable if it serves /train/api for the run's workspace.
-  const base = pageBaseUrl();
-  if (base === null) return null;
-  try {
-    const r = await fetch(base + "train/api", { credentials: "same-origin" });
-    if (!r.ok) return null;
-    const info = await r.json();
-    return info.workspace === workspace ? base : null;
-  } catch (e) {
-    return null;
-  }
-}
-
-function fmtSecs(s) {
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m ${Math.round(s % 60)}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
-}
 
 function lastTraceback(text) {
   const i = text.lastIndexOf("Traceback (most recent call last)");

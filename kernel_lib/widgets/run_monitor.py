@@ -22,8 +22,14 @@ import traitlets
 HERE = Path(__file__).parent
 
 
+def esm(name: str) -> str:
+    """A monitor's front end: common.js (what the monitors share) and then its own file, as
+    one module's text."""
+    return (HERE / "common.js").read_text(encoding="utf-8") + "\n" + (HERE / name).read_text(encoding="utf-8")
+
+
 class RunMonitor(anywidget.AnyWidget):
-    _esm = HERE / "run_monitor.js"
+    _esm = esm("run_monitor.js")
     _css = HERE / "run_monitor.css"
 
     run_id = traitlets.Unicode().tag(sync=True)

@@ -10,7 +10,6 @@
 // one place messages are applied, and polling stops once the sweep is in a final state.
 
 const NS = "http://www.w3.org/2000/svg";
-const TERMINAL = new Set(["Completed", "Failed", "Canceled"]);
 const NOT_STARTED = new Set(["NotStarted", "Preparing", "Queued", "Starting"]);
 const SETTLE_POLLS = 10; // polls after the parent ended, at most, for children still ending
 const SERIES_POINTS = 200;
@@ -19,47 +18,11 @@ const PARALLEL_READS = 6;
 const RAMP = [[244, 162, 97], [233, 196, 106], [42, 157, 143], [38, 70, 83]];
 const NO_METRIC = "#b0b0b0";
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
 function s(tag, attrs = {}, text = null) {
   const node = document.createElementNS(NS, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   if (text !== null) node.textContent = text;
   return node;
-}
-
-function pageBaseUrl() {
-  try {
-    return JSON.parse(document.getElementById("jupyter-config-data").textContent).baseUrl || "/";
-  } catch (e) {
-    return null;
-  }
-}
-
-function xsrf() {
-  const m = document.cookie.match("\\b_xsrf=([^;]*)\\b");
-  return m ? decodeURIComponent(m[1]) : "";
-}
-
-async function sameServer(workspace) {
-  // The page's server is usable if it serves /train/api for the sweep's workspace.
-  const base = pageBaseUrl();
-  if (base === null) return null;
-  try {
-    const r = await fetch(base + "train/api", { credentials: "same-origin" });
-    return r.ok && (await r.json()).workspace === workspace ? base : null;
-  } catch (e) {
-    return null;
-  }
 }
 
 async function getJson(url) {
@@ -69,12 +32,6 @@ async function getJson(url) {
 }
 
 const fmt = (v) => (typeof v === "number" ? String(Number(v.toPrecision(4))) : v == null ? "" : String(v));
-
-function fmtSecs(sec) {
-  if (sec < 60) return `${sec.toFixed(1)} s`;
-  const m = Math.floor(sec / 60);
-  return m < 60 ? `${m}m ${Math.round(sec % 60)}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
-}
 
 // Best first by best_primary_metric, those without one last; ties keep the API's order
 // (newest first), as sort_children in sweep_monitor.py.

@@ -24,6 +24,8 @@ import traitlets
 
 from jupyter_ext import contract
 
+from .run_monitor import esm
+
 HERE = Path(__file__).parent
 TERMINAL = frozenset(contract.TERMINAL_STATES)
 NOT_STARTED = frozenset({contract.NOT_STARTED, contract.PREPARING, contract.QUEUED, contract.STARTING})  # no metrics yet
@@ -74,7 +76,7 @@ class SweepFeed:
 
 
 class SweepMonitor(anywidget.AnyWidget):
-    _esm = HERE / "sweep_monitor.js"
+    _esm = esm("sweep_monitor.js")
     _css = HERE / "sweep_monitor.css"
 
     run_id = traitlets.Unicode().tag(sync=True)
