@@ -4,10 +4,10 @@
  * step. Colours come from CSS classes (.jp-train-series-N), so light and dark themes apply.
  */
 
+import { el } from './dom';
 import { formatValue } from './format';
 import { extent, ISeries, ticks } from './metrics';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const PALETTE_SIZE = 8;
 
 export interface IChartOptions {
@@ -15,19 +15,6 @@ export interface IChartOptions {
   width?: number;
   height?: number;
   xLabel?: string;
-}
-
-function el<K extends keyof SVGElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string | number> = {},
-  parent?: Element
-): SVGElementTagNameMap[K] {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    node.setAttribute(k, String(v));
-  }
-  parent?.appendChild(node);
-  return node;
 }
 
 /**

@@ -70,3 +70,19 @@ export function saveBlob(blob: Blob, filename: string): void {
   a.remove();
   window.setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** An SVG element with attributes, appended to ``parent`` when given (the charts' builder). */
+export function el<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number> = {},
+  parent?: Element
+): SVGElementTagNameMap[K] {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    node.setAttribute(k, String(v));
+  }
+  parent?.appendChild(node);
+  return node;
+}

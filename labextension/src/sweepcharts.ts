@@ -7,28 +7,15 @@
  */
 
 import { renderChart } from './chart';
+import { el } from './dom';
 import { formatValue } from './format';
 import { axisTicks, buildAxes, IAxis, pathData, polylines, quality } from './parallel';
 import { IRun } from './runs';
 import { cancelReason, formatHyperparameters, hyperparameters, ISweepConfig, isStopped } from './sweeps';
 import { ISeries } from './metrics';
 
-const SVG = 'http://www.w3.org/2000/svg';
 /** Colour steps of a line by how good its metric is (jp-train-pc-q0 worst .. q4 best). */
 const SHADES = 5;
-
-function el<K extends keyof SVGElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string | number> = {},
-  parent?: Element
-): SVGElementTagNameMap[K] {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    node.setAttribute(k, String(v));
-  }
-  parent?.appendChild(node);
-  return node;
-}
 
 export interface IParallelOptions {
   names: ReadonlyArray<string>;
