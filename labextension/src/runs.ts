@@ -314,3 +314,13 @@ export class RunsStore {
   private _byParent = new Map<string, IRun[]>();
   private _listeners = new Set<Listener>();
 }
+
+/**
+ * What a run's plain row in the panel shows, as one string: equal strings, the same row (its
+ * duration aside, which the panel updates in place every second).
+ */
+export function rowSignature(run: IRun, selected: boolean): string {
+  const p = run.primary_metric;
+  return JSON.stringify([run.status, run.tags?.display_name, run.created_at, run.started_at, run.ended_at,
+    run.error, run.parent_id, p?.name, p?.value, p?.step, selected, new Date().toDateString()]);
+}

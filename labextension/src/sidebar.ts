@@ -30,6 +30,7 @@ import {
   groupByExperiment,
   IRun,
   IRunFilter,
+  rowSignature,
   runDuration,
   STATUS_GROUPS,
   StatusGroup
@@ -226,6 +227,7 @@ export class TrainSidebar extends Widget {
       return;
     }
     const now = Date.now() / 1000;
+    this._rowsSeen.clear();
     this._runsList.replaceChildren(
       ...groups.map(g => {
         const collapsed = this._collapsed.has(g.experiment);
@@ -250,6 +252,11 @@ export class TrainSidebar extends Widget {
           collapsed ? null : h('div', { class: 'jp-train-group-runs' }, ...g.runs.map(r => this._entry(r, now))));
       })
     );
+    for (const id of Array.from(this._rows.keys())) {
+      if (!this._rowsSeen.has(id)) {
+        this._rows.delete(id); // not shown now (filtered out, gone): built anew when it is
+      }
+    }
   }
 
   /** A run's row; a sweep's row with, when opened, its children's rows under it. */
@@ -287,7 +294,28 @@ export class TrainSidebar extends Widget {
         : null);
   }
 
+  /**
+   * A run's row. A plain row whose content is unchanged is the same element as last time: a
+   * render while the list updates (another run changing state) must not replace the row under
+   * a click (a click whose mousedown and mouseup land on different elements is lost).
+   */
   private _row(run: IRun, now: number, parts: IRowParts = {}): HTMLElement {
+    const plain = Object.keys(parts).length === 0;
+    const sig = plain ? rowSignature(run, this._selected.has(run.id)) : '';
+    const kept = plain ? this._rows.get(run.id) : undefined;
+    if (kept && kept.sig === sig) {
+      this._rowsSeen.add(run.id);
+      return kept.node;
+    }
+    const row = this._buildRow(run, now, parts);
+    if (plain) {
+      this._rows.set(run.id, { sig, node: row });
+      this._rowsSeen.add(run.id);
+    }
+    return row;
+  }
+
+  private _buildRow(run: IRun, now: number, parts: IRowParts): HTMLElement {
     const select = parts.lead ?? this._select(run);
     const name = run.tags?.display_name || shortId(run);
     const primary = run.primary_metric;
@@ -434,6 +462,8 @@ export class TrainSidebar extends Widget {
   private _filter: IRunFilter = { statuses: [], experiment: '', search: '' };
   private _selected = new Set<string>();
   private _collapsed = new Set<string>();
+  private _rows = new Map<string, { sig: string; node: HTMLElement }>(); // plain rows, for reuse
+  private _rowsSeen = new Set<string>(); // the rows the render under way has placed
   /** Sweeps whose child runs show under their row. */
   private _expanded = new Set<string>();
   private _experimentsKey = '';

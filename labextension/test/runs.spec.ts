@@ -5,6 +5,7 @@ import {
   IRunFilter,
   matchesFilter,
   phaseSpans,
+  rowSignature,
   runDuration,
   RunsStore,
   statusGroup
@@ -285,5 +286,17 @@ describe('RunsStore', () => {
     store.reset([]);
     store.reset([]);
     expect(calls).toEqual(['first', 'second', 'second']);
+  });
+});
+
+describe('rowSignature', () => {
+  const base = makeRun({ status: 'Running' });
+  it('changes with what a row shows, not with time passing', () => {
+    const sig = rowSignature(base, false);
+    expect(rowSignature({ ...base }, false)).toBe(sig);
+    expect(rowSignature({ ...base, status: 'Completed' }, false)).not.toBe(sig);
+    expect(rowSignature({ ...base, primary_metric: { name: 'acc', value: 0.9, step: 3 } }, false)).not.toBe(sig);
+    expect(rowSignature({ ...base, error: 'boom' }, false)).not.toBe(sig);
+    expect(rowSignature(base, true)).not.toBe(sig);
   });
 });

@@ -175,10 +175,13 @@ def test_panel_filters_resubmits_registers_and_reports_errors(tmp_path, browser_
         waiting = lab.submit("linger.py", experiment="queue", compute_target="tiny")
         tiny = page.locator("[data-testid=jp-train-computes] [data-compute=tiny]")
         tiny.wait_for(timeout=10_000)
+        # Looked up afresh on every check: the section is drawn anew on each refresh, so a
+        # handle taken once would go on reading a node that left the page.
         page.wait_for_function(
-            "el => el.querySelector('[data-kind=busy]')?.dataset.count === '1'"
-            " && el.querySelector('[data-queued]')?.dataset.queued === '1'",
-            arg=tiny.element_handle(), timeout=30_000)
+            "() => { const el = document.querySelector('[data-testid=jp-train-computes] [data-compute=tiny]');"
+            " return el?.querySelector('[data-kind=busy]')?.dataset.count === '1'"
+            " && el.querySelector('[data-queued]')?.dataset.queued === '1'; }",
+            timeout=30_000)
         assert waiting["id"] in tiny.locator(".jp-train-queue").inner_text()
         page.screenshot(path=str(out / "panel-compute.png"))
         for run in (waiting, held):
