@@ -123,8 +123,9 @@ def browser_page():
 def wait_kernel_idle(page, url, token, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kernels = page.request.get(f"{url}api/kernels?token={token}").json()
-        if kernels and all(k["execution_state"] == "idle" for k in kernels):
+        resp = page.request.get(f"{url}api/kernels?token={token}")
+        kernels = resp.json() if resp.ok else None  # an error's body is a dict: ask again
+        if isinstance(kernels, list) and kernels and all(k["execution_state"] == "idle" for k in kernels):
             return
         page.wait_for_timeout(200)
     raise AssertionError("the notebook's kernel did not become idle")
