@@ -6,6 +6,7 @@ running), and bad requests."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
@@ -200,6 +201,12 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(env):
     svc.wait_for_deployment()
     code, answer = post(svc.scoring_uri, b'{"data": [' + b"1," * 2000 + b"1]}", raw=True)
     assert code == 413 and "at most 1000" in answer["error"]
+    chunked = http.client.HTTPConnection("127.0.0.1", status_of(env, svc)["port"], timeout=30)
+    chunked.request("POST", "/score", body=iter([b'{"data": [', b"1," * 1000, b"1]}"]),
+                    encode_chunked=True)  # no Content-Length: refused as it comes in
+    resp = chunked.getresponse()
+    assert resp.status == 413 and "over 1000 bytes" in json.loads(resp.read())["error"]
+    chunked.close()
     code, answer = post(svc.scoring_uri, b"\xff\xfe", raw=True)
     assert code == 400 and "UTF-8" in answer["error"]
     assert svc.run({"data": [1]}) == {"result": [3]}

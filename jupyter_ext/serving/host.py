@@ -36,6 +36,7 @@ from . import CONFIG, KEYS, STATS
 
 LATENCIES = 2000  # the last this many requests make the percentiles
 STATS_EVERY_S = 0.5
+BODY_SLACK = 1 << 20
 
 
 def load_entry(cfg: dict):
@@ -175,6 +176,8 @@ def make_app(entry, cfg: dict, run_dir: str, stats: Stats):
             self.fail(405, "POST the input to /score (its body is what run(raw_data) receives).")
 
         async def post(self):
+            if self._finished:  # answered while the body came in (over the cap, chunked)
+                return
             try:
                 raw = b"".join(self.chunks).decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -193,7 +196,7 @@ def make_app(entry, cfg: dict, run_dir: str, stats: Stats):
             self.finish(body)
             stats.record((time.perf_counter() - self.t0) * 1000)
 
-    return web.Application([(r"/", Health), (r"/score", Score)], max_body_size=cap)
+    return web.Application([(r"/", Health), (r"/score", Score)])
 
 
 async def serve(ready_fd: int) -> None:
@@ -213,7 +216,9 @@ async def serve(ready_fd: int) -> None:
     stats = Stats(os.path.join(run_dir, STATS))
     app = make_app(entry, cfg, run_dir, stats)
     sockets = bind_sockets(int(cfg["port"]), address=cfg.get("host", "127.0.0.1"))
-    server = HTTPServer(app, max_body_size=int(cfg["max_request_bytes"]), idle_connection_timeout=60)
+    # tornado's own limit, a little above the service's: the handler answers 413 first
+    server = HTTPServer(app, max_body_size=int(cfg["max_request_bytes"]) + BODY_SLACK,
+                        idle_connection_timeout=60)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     stats.write()
