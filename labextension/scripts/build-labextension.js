@@ -23,6 +23,7 @@
 'use strict';
 
 const { execFileSync, spawn } = require('child_process');
+const fs = require('fs');
 const path = require('path');
 
 const EXT_DIR = path.resolve(__dirname, '..');
@@ -96,6 +97,10 @@ function main() {
     } catch (err) {
       process.exit(typeof err.status === 'number' ? err.status : 1);
     }
+    // The install record travels with the build output (the wheel maps that folder to
+    // share/jupyter/labextensions/): one copy, whichever kind of build made the folder.
+    const out = path.resolve(EXT_DIR, require(path.join(EXT_DIR, 'package.json')).jupyterlab.outputDir);
+    fs.copyFileSync(path.join(EXT_DIR, 'install.json'), path.join(out, 'install.json'));
     return;
   }
 
