@@ -6,11 +6,13 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 
 from .client import TrainError
 
 CURATED_PREFIX = "Curated-"
+AZUREML_CURATED_PREFIX = "AzureML-"  # Azure ML's curated names: reserved here too
 SAVED_FILE = "environment.json"
 
 
@@ -100,8 +102,13 @@ class Environment:
     # -- workspace ------------------------------------------------------------------------
     @classmethod
     def get(cls, workspace, name: str, version: int | None = None) -> "Environment":
+        """A registered or curated environment. An Azure ML curated name (``AzureML-PyTorch-...``)
+        gets the curated environment that stands in for it here, and a note says which."""
         q = {"version": version} if version is not None else {}
-        return cls._from_spec(workspace.client.get(f"/environments/{name}", **q))
+        found = workspace.client.get(f"/environments/{name}", **q)
+        if found.get("note"):
+            print(f"jupyter-train: {found['note']}", file=sys.stderr, flush=True)
+        return cls._from_spec(found)
 
     @classmethod
     def list(cls, workspace) -> dict:
@@ -112,9 +119,10 @@ class Environment:
         return latest
 
     def register(self, workspace) -> "Environment":
-        if self.name.startswith(CURATED_PREFIX):
-            raise TrainError(f"Names starting with {CURATED_PREFIX!r} are reserved for curated "
-                             "environments; use env.clone('new-name') to change one.", "invalid_request")
+        if self.name.startswith(CURATED_PREFIX) or self.name.lower().startswith(AZUREML_CURATED_PREFIX.lower()):
+            raise TrainError(f"Names starting with {CURATED_PREFIX!r} or {AZUREML_CURATED_PREFIX!r} are reserved "
+                             "for curated environments; use env.clone('new-name') to change one.",
+                             "invalid_request")
         registered = self._from_spec(workspace.client.post("/environments", self.to_spec()))
         self.version = registered.version
         return registered

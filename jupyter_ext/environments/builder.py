@@ -1,7 +1,8 @@
 """The environment cache: one virtual environment per build key, built once, reused.
 
-Built with uv (from PyPI) where uv is on PATH, else with venv + pip. Each build streams its
-installer output, line by line, into the prepare log of every run waiting for it; a second
+Built with uv (its Python package's binary, else uv on PATH), else with venv + pip. An
+environment is layered on its base interpreter (layers.py): it installs only what the base
+lacks. Each build streams its installer output, line by line, into the prepare log of every run waiting for it; a second
 run asking for a key that is being built waits for that build instead of starting another.
 A failed build leaves nothing behind and fails the waiting runs with the installer's last
 lines. Every environment can import ``kernel_lib.tracking`` and the launcher's rank entry
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .spec import EnvironmentSpec
+from . import layers
+from .spec import AZUREML_NOTE, EnvironmentSpec
 
 READY = "ready.json"
 TAIL_LINES = 15
@@ -56,8 +58,10 @@ class _Build:
 
 
 class EnvCache:
-    def __init__(self, root: str | os.PathLike, shim_files: Callable[[], list[tuple[str, str]]] | None = None):
+    def __init__(self, root: str | os.PathLike, shim_files: Callable[[], list[tuple[str, str]]] | None = None,
+                 layered: bool = True):
         self.root = Path(root)
+        self.layered = layered  # False: each environment holds all its packages (the benchmark's baseline)
         self.shim_files = shim_files  # (source, path in the shim) of the in-job code; None: no builds
         self.envs = self.root / "envs"
         self.envs.mkdir(parents=True, exist_ok=True)
@@ -103,6 +107,9 @@ class EnvCache:
     def ensure(self, spec: EnvironmentSpec, log: Path) -> str:
         """The python of the built environment for ``spec``; builds it (once) if needed."""
         key = spec.build_key()
+        azureml = spec.azureml_requirements()
+        if azureml:
+            _append(log, AZUREML_NOTE.format(names=", ".join(azureml)) + "\n")
         if self.is_ready(key):
             _append(log, f"Using the cached environment {spec.name} ({key}).\n")
             return self.python(key)
@@ -141,28 +148,68 @@ class EnvCache:
             d.mkdir(parents=True)
             t0 = time.time()
             base, reqs = spec.interpreter(), spec.pip_requirements()
-            uv = shutil.which("uv")
-            build.write(f"Building environment {spec.name} ({key}) with {'uv' if uv else 'venv + pip'}: "
-                        f"python {base}, {len(reqs)} requirement(s): {' '.join(reqs) or '-'}\n".encode())
+            uv = find_uv()
+            how = ("layered on " if self.layered else "isolated from ") + base
+            build.write(f"Building environment {spec.name} ({key}) with {'uv' if uv else 'venv + pip'}, "
+                        f"{how}: {len(reqs)} requirement(s): {' '.join(reqs) or '-'}\n".encode())
             venv, py = d / "venv", str(d / "venv" / "bin" / "python")
             try:
                 if uv:
-                    self._run([uv, "venv", "--python", base, str(venv)], build)
-                    if reqs:
-                        self._run([uv, "pip", "install", "--python", py, *reqs], build)
+                    self._run([uv, "venv", "--quiet", "--python", base, str(venv)], build)
                 else:
-                    self._run([base, "-m", "venv", str(venv)], build)
-                    if reqs:
-                        self._run([py, "-m", "pip", "install", "--disable-pip-version-check", *reqs], build)
+                    self._run([base, "-m", "venv", *(["--without-pip"] if self.layered else []), str(venv)], build)
+                installed = self._layer(base, py, reqs, uv, build, d) if self.layered \
+                    else self._install_all(py, reqs, uv, build)
                 self._link_shim(py)
             except BuildFailed:
                 shutil.rmtree(d, ignore_errors=True)  # a failed build is never cached
                 raise
             took = time.time() - t0
             (d / READY).write_text(json.dumps({"name": spec.name, "version": spec.version, "python": base,
-                                               "requirements": reqs, "built_at": time.time(),
+                                               "requirements": reqs, "installed": installed,
+                                               "layered": self.layered, "built_at": time.time(),
                                                "seconds": round(took, 2)}))
             build.write(f"Environment {spec.name} ready in {took:.1f} s.\n".encode())
+
+    def _install_all(self, py: str, reqs: list[str], uv: str | None, build: _Build) -> list[str]:
+        """An isolated build: every requirement and its dependencies into the venv."""
+        if reqs:
+            self._run([uv, "pip", "install", "--python", py, *reqs] if uv else
+                      [py, "-m", "pip", "install", "--disable-pip-version-check", *reqs], build)
+        return reqs
+
+    def _layer(self, base_python: str, py: str, reqs: list[str], uv: str | None, build: _Build,
+               d: Path) -> list[str]:
+        """Install into the venv only what ``base_python`` lacks (layers.py); returns that list."""
+        try:
+            base = layers.probe(base_python)
+        except layers.ProbeFailed as exc:
+            raise BuildFailed(str(exc)) from None
+        layers.link_base(_site_packages(py), base)
+        have, need = layers.split(base, reqs)
+        if have:
+            build.write(("From the base, not installed again: "
+                         + ", ".join(f"{r} ({v})" for r, v in sorted(have.items())) + "\n").encode())
+        if not need:
+            return []
+        if uv is None:  # pip sees the base's packages through the .pth: it installs only what is missing
+            self._run([base_python, "-m", "pip", "--python", py, "install", "--disable-pip-version-check",
+                       *need], build)
+            return need
+        (d / "layer.in").write_text("\n".join(need) + "\n")
+        (d / "base.txt").write_text("\n".join(layers.constraints(base, need)) + "\n")
+        compile_argv = [uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python", py,
+                        str(d / "layer.in"), "-o", str(d / "layer.txt")]
+        try:
+            self._run([*compile_argv, "-c", str(d / "base.txt")], build)
+        except BuildFailed:
+            build.write(b"The requirements need other versions of some of the base's packages; "
+                        b"resolving again without the base's versions.\n")
+            self._run(compile_argv, build)
+        todo = layers.not_in_base(base, (d / "layer.txt").read_text().splitlines())
+        if todo:
+            self._run([uv, "pip", "install", "--python", py, "--no-deps", *todo], build)
+        return todo
 
     def _run(self, argv: list[str], build: _Build) -> None:
         build.write(("$ " + " ".join(argv) + "\n").encode())
@@ -189,9 +236,26 @@ class EnvCache:
             target = shim / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
-        site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        Path(site, "jupyter_train_shim.pth").write_text(str(shim) + "\n")
+        Path(_site_packages(py), "jupyter_train_shim.pth").write_text(str(shim) + "\n")
+
+
+def find_uv() -> str | None:
+    """uv from its Python package (a dependency, beside the server's interpreter, often not on
+    PATH), else from PATH."""
+    try:
+        import uv
+
+        return uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def _site_packages(py: str) -> str:
+    try:
+        return subprocess.run([py, "-E", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildFailed(f"The new environment's python does not run: {exc}") from None
 
 
 def _append(log: Path, text: str) -> None:

@@ -28,7 +28,7 @@ import sys
 import tarfile
 import tempfile
 
-from .builder import BuildFailed
+from .builder import BuildFailed, find_uv
 from .spec import EnvironmentSpec
 
 IMAGE_REPO = "jupyter-train-env"
@@ -124,8 +124,7 @@ def ensure_image(client, spec: EnvironmentSpec, log, allow_pull: bool, python_ve
 
 def _unpack_site(reqs: list[str], python_version: str, dest: str, log) -> None:
     """Resolve and unpack ``reqs`` for Linux x86_64 and ``python_version`` into ``dest``."""
-    # uv is a dependency: it sits next to this interpreter, also in a venv that is not activated
-    uv = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
+    uv = find_uv()
     if uv:
         argv = [uv, "pip", "install", "--target", dest, "--python-version", python_version,
                 "--python-platform", "x86_64-manylinux_2_28", *reqs]

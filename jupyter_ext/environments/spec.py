@@ -11,7 +11,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, NotFound
 
 CURATED_PREFIX = "Curated-"
 # conda package names whose pip name differs (or that pip has under the same name)
@@ -21,6 +21,16 @@ CONDA_TO_PIP = {"pytorch": "torch", "pytorch-cpu": "torch", "torchvision": "torc
                 "tqdm": "tqdm", "requests": "requests", "onnx": "onnx", "tensorboard": "tensorboard",
                 "py-opencv": "opencv-python", "opencv": "opencv-python", "msgpack-python": "msgpack"}
 NOT_PACKAGES = {"pip", "python", "setuptools", "wheel"}
+# Azure ML's SDK packages (azureml-defaults, azureml-core, azureml-mlflow, ...) are never installed:
+# a job gets jupyter-train's own azureml.core (kernel_lib/compat), and MLflow logs to this server.
+AZUREML_PREFIX = "azureml"
+AZUREML_NOTE = ("Not installing {names}: Azure ML's SDK talks to Azure; the job gets jupyter-train's "
+                "azureml.core instead (Run.get_context() logs into this run).")
+
+
+def is_azureml(req: str) -> bool:
+    name = re.split(r"[\s\[<>=!~;@]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return name == AZUREML_PREFIX or name.startswith(AZUREML_PREFIX + "-")
 
 
 @dataclass
@@ -59,12 +69,17 @@ class EnvironmentSpec:
     def needs_build(self) -> bool:
         return not self.curated and not self.interpreter_path
 
+    def azureml_requirements(self) -> list[str]:
+        """The spec's Azure ML SDK packages, which are not installed (AZUREML_NOTE)."""
+        return sorted({r.strip() for r in self.pip_packages + self.conda_packages if is_azureml(r)})
+
     def pip_requirements(self) -> list[str]:
-        """What gets installed with pip/uv: the pip list plus conda packages pip knows."""
-        reqs, refused = list(self.pip_packages), []
+        """What gets installed with pip/uv: the pip list plus conda packages pip knows, less
+        Azure ML's SDK."""
+        reqs, refused = [p for p in self.pip_packages if not is_azureml(p)], []
         for pkg in self.conda_packages:
             name, rest = _split_conda(pkg)
-            if name in NOT_PACKAGES:
+            if name in NOT_PACKAGES or is_azureml(name):
                 continue
             pip_name = CONDA_TO_PIP.get(name)
             if pip_name is None:
@@ -180,6 +195,29 @@ def from_conda_yaml(name: str, text: str) -> EnvironmentSpec:
                 conda.append(dep)
     return EnvironmentSpec(name=name, python_version=python_version, conda_packages=conda,
                            pip_packages=pip, channels=[str(c) for c in data.get("channels") or []])
+
+
+AZUREML_CURATED_PREFIX = "AzureML-"  # Azure ML's curated names, reserved here too
+# Words in an Azure ML curated name -> the curated environment here that does the same job.
+AZUREML_CURATED = (("pytorch", "PyTorch"), ("acpt", "PyTorch"), ("minimal", "PyTorch"),
+                   ("tutorial", "PyTorch"), ("sklearn", "PyTorch"))
+
+
+def azureml_curated(name: str) -> tuple[str, str] | None:
+    """(curated name here, note) for an Azure ML curated environment name, None for other names.
+    Raises NotFound for an Azure ML name with no counterpart here (TensorFlow, ...)."""
+    if not name.lower().startswith(AZUREML_CURATED_PREFIX.lower()):
+        return None
+    here = curated_environments()
+    for word, target in AZUREML_CURATED:
+        if word in name.lower():
+            env = next(e for e in here if e.name == CURATED_PREFIX + target)
+            return env.name, (f"{name} is an Azure ML curated environment; here {env.name} stands in for "
+                              f"it: the server's interpreter {env.interpreter_path}, with its own torch. "
+                              "For other versions, build one with Environment.from_conda_specification.")
+    raise NotFound(f"{name} is an Azure ML curated environment with no counterpart here (curated here: "
+                   f"{', '.join(e.name for e in here)}). Build one from its packages with "
+                   "Environment.from_conda_specification(name, 'conda.yml') or from_pip_requirements.")
 
 
 def curated_environments() -> list[EnvironmentSpec]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..environments import CURATED_PREFIX, EnvCache, EnvironmentSpec, curated_environments
+from ..environments.spec import AZUREML_CURATED_PREFIX, azureml_curated
 from ..errors import InvalidRequest, NotFound
 from ..paths import check_name
 from ..store import SQLiteStore
@@ -18,10 +19,17 @@ class Environments:
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             raise InvalidRequest("'environment' must be an object with a 'name'.")
         if set(body) <= {"name", "version"}:
-            return EnvironmentSpec.from_dict(self.get(body["name"], body.get("version")))
+            found = self.get(body["name"], body.get("version"))
+            found.pop("note", None)
+            return EnvironmentSpec.from_dict(found)
         return EnvironmentSpec.from_dict(body)
 
     def get(self, name: str, version: int | None = None) -> dict:
+        """A curated or registered environment; an Azure ML curated name (AzureML-...) gets the
+        curated one that stands in for it, with a ``note`` that says so."""
+        mapped = azureml_curated(name)
+        if mapped is not None:
+            return {**self.get(mapped[0]), "note": mapped[1]}
         for env in curated_environments():
             if env.name == name:
                 return env.to_dict()
@@ -49,9 +57,10 @@ class Environments:
     def register(self, body: dict) -> dict:
         spec = EnvironmentSpec.from_dict({k: v for k, v in body.items() if k != "version"})
         check_name("Environment", spec.name)
-        if spec.name.startswith(CURATED_PREFIX) or spec.curated:
-            raise InvalidRequest(f"Names starting with {CURATED_PREFIX!r} are reserved for curated "
-                                 "environments; clone it under a new name to change it.")
+        if spec.name.startswith(CURATED_PREFIX) or spec.curated \
+                or spec.name.lower().startswith(AZUREML_CURATED_PREFIX.lower()):
+            raise InvalidRequest(f"Names starting with {CURATED_PREFIX!r} or {AZUREML_CURATED_PREFIX!r} are "
+                                 "reserved for curated environments; clone it under a new name to change it.")
         spec.pip_requirements()  # refuse unmappable conda packages now, not at the first run
         if spec.python_version:
             spec.interpreter()
