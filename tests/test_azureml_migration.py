@@ -159,3 +159,16 @@ def test_a_layer_shadows_the_bases_version_of_a_package(ws):
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed", run.get_log("prepare.txt")
     log = run.get_log()
     assert "six 1.16.0" in log and "/environments/envs/" in log, log
+
+
+def test_the_build_key_follows_the_kernels_version_of_what_a_layer_takes_from_it(monkeypatch):
+    """A layer built on the kernel's torch 2.14.1 is not reused once the kernel has another torch."""
+    import importlib.metadata
+
+    spec = EnvironmentSpec(name="k", pip_packages=["torch==2.14.1", "future"])
+    before = spec.build_key()
+    assert spec.build_key() == before  # an identical spec is the same key
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "2.15.0" if name == "torch" else real(name))
+    assert spec.build_key() != before

@@ -112,9 +112,11 @@ class EnvironmentSpec:
 
     def build_key(self) -> str:
         """A hash of what determines the built environment: interpreter and requirements."""
-        base = self.interpreter()
-        payload = {"python": os.path.realpath(base), "version": _version_of(base),
-                   "requirements": self.pip_requirements()}
+        base, reqs = self.interpreter(), self.pip_requirements()
+        payload = {"python": os.path.realpath(base), "version": _version_of(base), "requirements": reqs}
+        if os.path.realpath(base) == os.path.realpath(sys.executable):
+            # a layer is built on the base's packages: when the kernel's torch changes, so does the key
+            payload["base"] = _own_versions(reqs)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -131,6 +133,27 @@ def _split_conda(pkg: str) -> tuple[str, str]:
         if rest.endswith(".*"):
             rest = rest[:-2].replace("==", "~=") if rest.count(".") > 1 else rest
     return name, rest
+
+
+def _own_versions(reqs: list[str]) -> dict[str, str | None]:
+    """This interpreter's versions of the packages ``reqs`` name (None: not installed)."""
+    import importlib
+    import importlib.metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    importlib.invalidate_caches()
+    out = {}
+    for req in reqs:
+        try:
+            name = Requirement(req).name
+        except InvalidRequirement:
+            continue
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _version_of(python: str) -> str:
