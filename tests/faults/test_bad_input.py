@@ -257,6 +257,7 @@ MODEL_CASES = [
 ENVIRONMENT_CASES = [
     C("GET", "/environments", "unknown query parameter", query="curated=1"),
     C("POST", "/environments", "reserved name", body={"name": "Curated-Mine"}),
+    C("POST", "/environments", "Azure ML's reserved prefix", body={"name": "azureml-Mine"}),
     C("POST", "/environments", "name with path traversal", body={"name": "../env"}),
     C("POST", "/environments", "NUL in the name", body={"name": "env\x00"}),
     C("POST", "/environments", "pip_packages is a string", body={"name": "env", "pip_packages": "torch"}),
@@ -272,6 +273,8 @@ ENVIRONMENT_CASES = [
     C("GET", "/environments/{name}", "version is a word", query="version=latest"),
     C("GET", "/environments/{name}", "version negative", query="version=-1"),
     C("GET", "/environments/{name}", "no such environment", params={"name": "nope"}),
+    C("GET", "/environments/{name}", "an Azure ML curated name with no counterpart here",
+      params={"name": "AzureML-TensorFlow-2.4-Ubuntu18.04-Py37-CPU-Inference"}),
 ]
 
 OTHER_CASES = [
