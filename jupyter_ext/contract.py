@@ -18,6 +18,7 @@ TIME = "t"  # when it was logged (seconds since the epoch, a float), or null
 NONFINITE = "nonfinite"  # true: VALUE is the repr of a NaN or an infinity, as text
 METRIC = "m"
 TAG = "t"
+PARAM = "p"  # a run parameter (MLflow's log_param): NAME and VALUE, as a text
 
 MAX_NAME = 255  # characters of a metric name (and of a tag's key: longer ones are cut)
 MAX_TEXT = 4096  # characters of a text value (and of a tag's value: longer ones are cut)

@@ -18,7 +18,7 @@ from .. import contract
 from ..errors import TrainError
 from ..launcher.rundir import RunDir
 from ..paths import Tree
-from .ingest import parse_metric_lines, rank_of, read_metric_batch
+from .ingest import PARAMS, parse_metric_lines, rank_of, read_metric_batch
 
 log = logging.getLogger("jupyter_ext")
 INGEST_SLICE_S = 0.25  # at most this long on one run's metrics per pass; the next pass goes on
@@ -83,7 +83,8 @@ class Followed:
                 if problems.more:
                     log.warning("jupyter-train: run %s: %d more bad metric lines in metrics/%s",
                                 run_id, problems.more, name)
-                store.ingest_metrics(run_id, name, rank_of(name), rows, tags, new_off)
+                params = tags.pop(PARAMS, None)
+                store.ingest_metrics(run_id, name, rank_of(name), rows, tags, new_off, params=params)
                 self.metric_offsets[name] = new_off
                 changed = True
             behind |= not at_end

@@ -9,7 +9,9 @@ import os
 import re
 
 from ..contract import (KIND, MAX_INT, MAX_LINE_BYTES, MAX_NAME, MAX_TEXT, METRIC, NAME, NONFINITE,
-                        STEP, TAG, TIME, VALUE)
+                        PARAM, STEP, TAG, TIME, VALUE)
+
+PARAMS = ("params",)  # the key of the PARAM records' {name: value} in a batch's tags dict
 
 MAX_BATCH_BYTES = 1 << 20
 # one transaction's worth (the tailer reads many back to back); a longer line is cut
@@ -207,6 +209,9 @@ def _parse_record(rec, rows: list, tags: dict, problems: list, line: str | None)
         return
     if kind == TAG:
         tags[str(name)[:MAX_NAME]] = str(rec.get(VALUE, ""))[:MAX_TEXT]
+        return
+    if kind == PARAM:  # kept apart from the tags under a key no tag name can be (not a str)
+        tags.setdefault(PARAMS, {})[str(name)[:MAX_NAME]] = str(rec.get(VALUE, ""))[:MAX_TEXT]
         return
     if not isinstance(name, str) or not name or len(name) > MAX_NAME:
         problems.append(f"metric with an invalid name skipped: {str(name)[:80]!r}")

@@ -72,15 +72,18 @@ class MetricsMixin:
             return {r["file"]: r["offset"] for r in rows}
 
     def ingest_metrics(self, run_id: str, file: str, rank: int, rows: list[tuple], tags: dict,
-                       new_offset: int) -> None:
+                       new_offset: int, params: dict | None = None) -> None:
         """rows: (name, step, value, text, ts) of rank ``rank``, in the order they were written.
-        Points, series summaries, tags and the file's offset commit together."""
+        Points, series summaries, tags, parameters (into properties["params"]) and the file's
+        offset commit together."""
         with self._lock:
             with self._tx():
                 done = self._store_points(run_id, rank, rows, range(self._next_point_id,
                                                                     self._next_point_id + len(rows)))
                 if tags:
                     self._merge_tags(run_id, tags)
+                if params:
+                    self._merge_params(run_id, params)
                 self.db.execute(
                     "INSERT INTO tail_offsets VALUES (?, ?, ?) "
                     "ON CONFLICT (run_id, file) DO UPDATE SET offset = excluded.offset",

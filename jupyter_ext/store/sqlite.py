@@ -161,6 +161,13 @@ class SQLiteStore(MetricsMixin, ServicesMixin):
         self.db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(merged), run_id))
         return merged
 
+    def _merge_params(self, run_id: str, params: dict) -> None:
+        """Merge ``params`` into the run's properties["params"] (inside the caller's transaction)."""
+        row = self.db.execute("SELECT properties FROM runs WHERE id = ?", (run_id,)).fetchone()
+        props = json.loads(row["properties"])
+        props["params"] = {**props.get("params", {}), **params}
+        self.db.execute("UPDATE runs SET properties = ? WHERE id = ?", (json.dumps(props), run_id))
+
     # -- compute targets ------------------------------------------------------------------
     def save_compute(self, name: str, kind: str, config: dict) -> None:
         with self._lock:
