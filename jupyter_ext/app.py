@@ -74,13 +74,17 @@ class TrainApp(ExtensionApp):
                 "version": __version__, "base_url": sa.base_url}
 
     def initialize_handlers(self):
+        from .handlers.mlflow import mlflow_handlers
+
         self.handlers.extend(handlers())  # jupyter_server prepends base_url
+        self.handlers.extend(mlflow_handlers())
 
     async def _start_jupyter_server_extension(self, serverapp):
         if self.manager is None:
             return
         # The real port (port=0 picks a free one) is known only now: publish the info again.
         self.workspace.publish(self._server_info())
+        self.manager.server_url = serverapp.connection_url  # runs' MLFLOW_TRACKING_URI is below it
         await self.manager.start()
 
     async def stop_extension(self):

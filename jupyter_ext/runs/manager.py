@@ -31,6 +31,7 @@ from ..workspace import WorkspaceDir
 from . import history
 from .computes import Computes
 from .environments import Environments
+from .mlflow_api import MlflowApi, job_environment, not_injected
 from .models import Models
 from .requests import SubmitRequest, parse_distributed
 from .services import Services
@@ -58,6 +59,8 @@ class RunManager:
         self.tailer = Tailer(self, poll_interval)
         self.sweeps = Sweeps(self)
         self.services = Services(self)
+        self.mlflow = MlflowApi(self)
+        self.server_url: str | None = None  # this server's URL, once it listens (the app sets it)
 
     @property
     def targets(self) -> dict[str, Target]:
@@ -115,6 +118,7 @@ class RunManager:
                        distributed=dist, remote_packages=plan.remote_packages)
         rd = self.run_dir(run_id)
         rd.create()
+        spec.env.update(job_environment(run_id, req.experiment, rd.path, self.server_url, spec.env))
         rd.spec_path.write_text(spec.to_json())
         if setup is not None:
             try:
@@ -198,7 +202,7 @@ class RunManager:
             experiment=run["experiment"], script=old.script,
             source_directory=props.get("source_directory"), arguments=list(old.arguments),
             compute_target=old.compute_target, python="" if env else old.python,
-            environment_variables=dict(old.env),
+            environment_variables=not_injected(old.env, run_id),
             tags={**{k: v for k, v in old.tags.items() if k != "resubmit_of"}, "resubmit_of": run_id},
             environment={"name": env["name"], "version": env.get("version")} if env else None,
             distributed=asdict(dist) if dist else None)
