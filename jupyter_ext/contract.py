@@ -49,6 +49,7 @@ ENV_RAY_SHIP_PACKAGES = "JUPYTER_TRAIN_RAY_SHIP_PACKAGES"
 ENV_WORKSPACE = "JUPYTER_TRAIN_WORKSPACE"
 ENV_URL = "JUPYTER_TRAIN_URL"
 ENV_TOKEN = "JUPYTER_TRAIN_TOKEN"
+ENV_AZUREML_COMPAT = "JUPYTER_TRAIN_AZUREML_COMPAT"
 
 # Every variable: what it holds, who sets it and who reads it.
 ENV_VARS = {
@@ -68,6 +69,8 @@ ENV_VARS = {
     ENV_WORKSPACE: "the workspace directory of the server and the kernel library; set by a user",
     ENV_URL: "the server the kernel library talks to, instead of discovering one; set by a user",
     ENV_TOKEN: "the token for ENV_URL; set by a user",
+    ENV_AZUREML_COMPAT: "0: a job whose environment has Azure ML's SDK imports it, not jupyter-train's "
+                        "azureml.core; set by a user, read by rank_entry",
 }
 
 # Set by the supervisor in the environment of every job process.

@@ -28,17 +28,28 @@ async def test_an_unmodified_azureml_v1_script_logs_into_its_run(api):
     assert subprocess.run([sys.executable, "-c", "import azureml.core"], capture_output=True).returncode != 0
 
 
-async def test_a_real_azureml_package_wins_over_the_shim(api, tmp_path):
-    """Where the job's environment has its own azureml.core, the launcher leaves it alone."""
-    fake = tmp_path / "site" / "azureml" / "core"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("REAL = True\n")
+async def test_our_azureml_core_goes_ahead_of_an_installed_sdk_unless_turned_off(api, tmp_path):
+    """Where the job's environment has Azure ML's SDK (here a fake one, a regular package that
+    extends its path as azureml-core's does), the script still logs into its run; another
+    azureml.* package of that SDK stays importable; JUPYTER_TRAIN_AZUREML_COMPAT=0 keeps the SDK."""
+    site = tmp_path / "site" / "azureml"
+    (site / "core").mkdir(parents=True)
+    (site / "__init__.py").write_text("__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n")
+    (site / "core" / "__init__.py").write_text("REAL = True\n")
+    (site / "mlflow").mkdir()
+    (site / "mlflow" / "__init__.py").write_text("SDK_PART = True\n")
     src = tmp_path / "src"
     src.mkdir()
-    (src / "probe.py").write_text("import azureml.core\nprint('real' if getattr(azureml.core, 'REAL', False) else 'shim')\n")
-    run = await api.call("POST", "runs", {"experiment": "exp", "source_directory": str(src), "script": "probe.py",
-                                          "environment_variables": {"PYTHONPATH": str(tmp_path / "site")}},
-                         expect=201)
-    run = await api.wait(run["id"])
-    log = (await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt"))["text"]
-    assert run["status"] == "Completed" and log.strip() == "real", log
+    (src / "probe.py").write_text(
+        "import azureml.core, azureml.mlflow\n"
+        "print('real' if getattr(azureml.core, 'REAL', False) else 'ours', azureml.mlflow.SDK_PART)\n"
+        "if not getattr(azureml.core, 'REAL', False):\n"
+        "    azureml.core.Run.get_context().log('logged', 1)\n")
+    for env, said in (({}, "ours True"), ({"JUPYTER_TRAIN_AZUREML_COMPAT": "0"}, "real True")):
+        body = {"experiment": "exp", "source_directory": str(src), "script": "probe.py",
+                "environment_variables": {"PYTHONPATH": str(tmp_path / "site"), **env}}
+        run = await api.wait((await api.call("POST", "runs", body, expect=201))["id"])
+        log = (await api.call("GET", f"runs/{run['id']}/logs/rank_0.txt"))["text"]
+        assert run["status"] == "Completed" and log.strip() == said, log
+        points = (await api.call("GET", f"runs/{run['id']}/metrics"))["items"]
+        assert [p["name"] for p in points] == (["logged"] if said.startswith("ours") else [])

@@ -87,22 +87,33 @@ def main(argv=None) -> int:
 
 def azureml_compat() -> None:
     """Scripts written for Azure ML SDK v1 (``from azureml.core import Run``) run unmodified:
-    where the job's environment cannot import ``azureml.core``, append kernel_lib/compat (a
-    namespace ``azureml`` with ``core.Run`` backed by kernel_lib.tracking) to this process's path
-    and to PYTHONPATH for its children. Nothing is installed; other jobs never see it."""
+    kernel_lib/compat (an ``azureml`` package with ``core.Run`` backed by kernel_lib.tracking) is
+    put on this process's path and PYTHONPATH (for its children). Where the environment has the
+    real SDK (a layered environment sees the kernel's), ours goes ahead of it: inside a run the
+    SDK's ``Run.get_context()`` is an offline run that records nothing. Other ``azureml.*``
+    packages stay importable (ours extends its path). ``JUPYTER_TRAIN_AZUREML_COMPAT=0`` leaves
+    an installed SDK alone. Nothing is installed; other jobs never see it."""
     import importlib.util
 
-    try:
-        if importlib.util.find_spec("azureml.core") is not None:
-            return
-    except (ImportError, ValueError):
-        pass
     compat = payload.compat_dir()  # None: no kernel_lib here, no tracking to back the module with
-    if compat and compat not in sys.path:
+    if not compat or compat in sys.path:
+        return
+    try:
+        found = importlib.util.find_spec("azureml.core")
+    except (ImportError, ValueError):
+        found = None
+    installed = found is not None and not os.path.abspath(found.origin or "").startswith(compat + os.sep)
+    if installed and os.environ.get(contract.ENV_AZUREML_COMPAT) == "0":
+        return
+    old = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if installed:
+        sys.path.insert(1 if sys.path else 0, compat)  # after the script's folder
+        os.environ["PYTHONPATH"] = os.pathsep.join([compat, *old])
+    else:
         sys.path.append(compat)
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), compat) if p)
-        # a namespace package computed before the append would not see the new portion
-        sys.modules.pop("azureml", None)
+        os.environ["PYTHONPATH"] = os.pathsep.join([*old, compat])
+    for name in [m for m in sys.modules if m == "azureml" or m.startswith("azureml.")]:
+        del sys.modules[name]  # imported by find_spec from where it was before
 
 
 def _write_json(path: str, data: dict) -> None:
