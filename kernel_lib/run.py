@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -164,7 +165,7 @@ class Run:
             s = [steps[i] for i in idx]
             if None in s or any(a > b for a, b in zip(s, s[1:])):  # else already in step order
                 idx.sort(key=lambda i: (steps[i] or 0, ids[i]))
-            out[key] = values[idx[0]] if len(idx) == 1 else [values[i] for i in idx]
+            out[key] = _table(values[idx[0]]) if len(idx) == 1 else [values[i] for i in idx]
         return out
 
     def get_metric_series(self, name: str | None = None, points: int = 1000) -> list[dict]:
@@ -205,6 +206,17 @@ class Run:
             "properties": properties or {}, "description": description,
             "model_framework": model_framework, "model_framework_version": model_framework_version})
         return Model(self.workspace, _data=data)
+
+
+def _table(value):
+    """A confusion matrix or accuracy table (logged as its JSON text) as the dict it was, as
+    Azure ML's get_metrics answers it; any other value as it is."""
+    if isinstance(value, str) and value.startswith('{"schema_type":'):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _is_rank_log(name: str) -> bool:

@@ -211,6 +211,44 @@ class Run:
         for col, v in kwargs.items():
             self.log(f"{name}/{col}", v)
 
+    # -- files: images and Azure ML's tables (tracking_files) --------------------------------
+    def log_image(self, name: str, path=None, plot=None, description: str = "") -> str | None:
+        """An image file (``path``) or a matplotlib figure (``plot``) into outputs/images/, shown
+        in the run view and the monitor; the metric ``name`` records its path. Returns it."""
+        return self._log_file(name, lambda files: files.save_image(name, path, plot))
+
+    def log_table(self, name: str, value: dict, description: str = "") -> None:
+        """A table as {column: [values]}: each column becomes the metric ``name/column``."""
+        if not isinstance(value, dict) or not all(isinstance(v, (list, tuple)) for v in value.values()):
+            _warn(f"log_table({name!r}) refused: give a dict of columns, {{column: [values]}}")
+            return
+        for col, values in value.items():
+            self.log_list(f"{name}/{col}", values)
+
+    def log_confusion_matrix(self, name: str, value, description: str = "") -> None:
+        """Azure ML's confusion matrix JSON ({"schema_type": "confusion_matrix", "data":
+        {"class_labels": [...], "matrix": [[...]]}}), as the metric ``name`` and a file."""
+        self._log_file(name, lambda files: files.save_table(name, files.confusion_matrix(name, value)))
+
+    def log_accuracy_table(self, name: str, value, description: str = "") -> None:
+        """Azure ML's accuracy table JSON ({"schema_type": "accuracy_table", "data": {...}})."""
+        self._log_file(name, lambda files: files.save_table(name, files.accuracy_table(name, value)))
+
+    def _log_file(self, name, save) -> str | None:
+        """``save(tracking_files)`` writes the file; the metric ``name`` records what it returns."""
+        from . import tracking_files  # on first use: importing tracking stays a millisecond
+
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME:
+            _warn(f"metric name {name!r} refused: use a non-empty string of at most {MAX_NAME} characters")
+            return None
+        try:
+            recorded = save(tracking_files)
+        except (tracking_files.Refused, OSError) as exc:
+            _warn(f"{exc}; nothing was recorded")
+            return None
+        self.log(name, recorded)
+        return recorded
+
     def tag(self, key: str, value=None) -> None:
         self._append(("t", str(key), "" if value is None else str(value)))
         if self._writer is not None and self._writer.idle:

@@ -34,6 +34,7 @@ SHIM = (
     "jupyter_ext/serving/",
     "kernel_lib/__init__.py",
     "kernel_lib/tracking.py",
+    "kernel_lib/tracking_files.py",
     "kernel_lib/compat/",
 )
 # Third-party modules a shipped file imports, from the job's environment rather than the shim: a

@@ -9,6 +9,12 @@ const MAX_LOG_LINES = 5000;
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 // Bookkeeping metrics that are not charted unless picked (they drive the progress bar).
 const NOT_CHARTED = ["epoch", "lr", "momentum", "num_epochs", "epochs", "progress"];
+const IMAGES_PREFIX = "outputs/images/";
+
+function isImagePath(v) {
+  return typeof v === "string" && v.startsWith(IMAGES_PREFIX) && !v.includes("/../") &&
+    /\.(png|jpe?g|gif|svg|webp|bmp)$/i.test(v);
+}
 
 function lastTraceback(text) {
   const i = text.lastIndexOf("Traceback (most recent call last)");
@@ -104,6 +110,8 @@ function render({ model, el }) {
   const pre = h("pre", { class: "jt-log", "data-testid": "jt-log" });
   const cancel = h("button", { class: "jt-cancel", "data-testid": "jt-cancel" }, "Cancel run");
   const links = h("div", { class: "jt-links", "data-testid": "jt-links" });
+  const images = h("div", { class: "jt-images", "data-testid": "jt-images", hidden: "" });
+  const shownImages = new Set();
   const source = h("span", { class: "jt-muted" });
 
   el.classList.add("jt-monitor");
@@ -112,6 +120,7 @@ function render({ model, el }) {
       h("span", { class: "jt-spacer" }), source, cancel),
     phases, progress, error,
     h("div", { class: "jt-row" }, svg, picks),
+    images,
     h("div", { class: "jt-logbar" }, "Log ", rankSel, h("label", {}, follow, " follow")),
     pre, links,
   );
@@ -203,6 +212,7 @@ function render({ model, el }) {
     } else if (msg.type === "metrics") {
       state.cursor = msg.cursor;
       for (const m of msg.items) {
+        if (isImagePath(m.value)) showImage(m.value);
         if (typeof m.value !== "number") continue;
         // rank 0's series is "name"; other ranks' are "name@rN" (listed, not charted by default)
         const key = m.rank ? `${m.name}@r${m.rank}` : m.name;
@@ -217,6 +227,18 @@ function render({ model, el }) {
     } else if (msg.type === "links") {
       renderLinks(msg.files, msg.models, null);
     }
+  }
+
+  // A logged image (run.log_image): its metric's text point is its path in the run's history.
+  // Shown from this page's server; through the kernel only its name (the page cannot fetch it).
+  function showImage(path) {
+    if (shownImages.has(path)) return;
+    shownImages.add(path);
+    const name = path.slice(IMAGES_PREFIX.length);
+    const src = state.base ? `${state.base}train/api/runs/${runId}/files/${path.split("/").map(encodeURIComponent).join("/")}` : null;
+    images.append(h("figure", { class: "jt-image", "data-image": path },
+      src ? h("img", { src, alt: name, loading: "lazy" }) : h("code", {}, path), h("figcaption", {}, name)));
+    images.hidden = false;
   }
 
   function renderLinks(files, models, base) {

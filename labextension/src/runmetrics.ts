@@ -9,6 +9,7 @@ import { renderChart } from './chart';
 import { h } from './dom';
 import { formatValue } from './format';
 import { CHART_POINTS, IMetricPoint, MetricHistory } from './metrics';
+import { RunImages } from './runimages';
 
 /** Load the view again once this many points streamed in since (at most every RELOAD_MS). */
 const RELOAD_AFTER_POINTS = 5000;
@@ -32,6 +33,7 @@ export class RunMetrics {
     this._table = h('table', { class: 'jp-train-kv jp-train-metrics-table', testid: 'jp-train-metrics-table' });
     this._charts = h('div', { class: 'jp-train-charts', testid: 'jp-train-charts' });
     panel.append(this._table, this._charts);
+    this._images = new RunImages(panel, options.api, options.runId);
   }
 
   /** The points held: the stream resumes from its cursor, the header reads the latest values. */
@@ -47,6 +49,7 @@ export class RunMetrics {
   async load(): Promise<void> {
     const { api, runId } = this.options;
     this._loadedAt = Date.now();
+    void this._images.load();
     try {
       this._history.load(await api.metricSeries(runId, CHART_POINTS));
       this._schedule();
@@ -57,6 +60,7 @@ export class RunMetrics {
 
   /** Points from the stream (its ``metrics`` message). */
   add(items: ReadonlyArray<IMetricPoint>, cursor?: number): void {
+    this._images.add(items);
     if (this._history.add(items, cursor)) {
       this._schedule();
       this._maybeReload();
@@ -116,6 +120,7 @@ export class RunMetrics {
   }
 
   private _history = new MetricHistory();
+  private _images: RunImages;
   private _timer: number | null = null;
   private _reload: number | null = null;
   private _loadedAt = 0;

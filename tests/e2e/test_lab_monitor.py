@@ -33,6 +33,12 @@ CELLS = [
     "    time.sleep(0.5)\n"
     "    run.log('loss', 1.0 / (epoch + 1)); run.log('val_acc', epoch / a.epochs); run.log('epoch', epoch)\n"
     "    print(f'epoch {epoch} done', flush=True)\n"
+    "    if epoch == 2:  # an image (a real 24x12 PNG), shown by the monitor\n"
+    "        import struct, zlib\n"
+    "        c = lambda k, d: struct.pack('>I', len(d)) + k + d + struct.pack('>I', zlib.crc32(k + d))\n"
+    "        open('pic.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + c(b'IHDR', struct.pack('>IIBBBBB', 24, 12, 8, 2, 0, 0, 0))\n"
+    "            + c(b'IDAT', zlib.compress(b''.join(b'\\x00' + b'\\xc8\\x00\\x00' * 24 for _ in range(12)))) + c(b'IEND', b''))\n"
+    "        run.log_image('sample', path='pic.png')\n"
     "import os; os.makedirs('outputs', exist_ok=True); open('outputs/summary.txt', 'w').write('ok')\n",
     "import time\ntime.sleep(8)  # the kernel is busy here while the run goes on",
     "from kernel_lib import Experiment, Workspace\nExperiment(Workspace.default(), 'e2e').get_runs()[0]",
@@ -209,6 +215,11 @@ def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
         assert "epoch 11 done" in monitor.locator("[data-testid=jt-log]").inner_text()
         page.wait_for_timeout(500)  # the bar's width transition
         assert monitor.locator(".jt-bar-fill").inner_text() == "100%"
+        # the image the run logged, fetched from the run's files by the page (naturalWidth: it loaded)
+        image = monitor.locator("[data-testid=jt-images] figure[data-image='outputs/images/sample.png'] img")
+        image.wait_for(timeout=10_000)
+        page.wait_for_function("el => el.complete && el.naturalWidth === 24", arg=image.element_handle(),
+                               timeout=10_000)
         link = monitor.locator("[data-testid=jt-links] a", has_text="outputs/summary.txt")
         link.wait_for(timeout=10_000)
         assert page.request.get(url.rstrip("/") + link.get_attribute("href")).text() == "ok"

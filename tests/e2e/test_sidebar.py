@@ -284,3 +284,37 @@ def test_panel_shows_a_ray_clusters_nodes_busy_and_idle(tmp_path, browser_page):
             wait_js("sel => document.querySelector(sel)?.dataset.state === 'idle'", node_sel, 30_000)
     finally:
         cluster.shutdown()
+
+
+def test_run_view_shows_the_images_a_run_logs_as_they_come(tmp_path, browser_page):
+    page = browser_page
+    with lab_session(tmp_path, ["print('hello')"], page, "images") as (url, token, out):
+        lab = Lab(page, url, token)
+        lab.open_panel()
+        run = lab.submit("log_images.py", ["--sleep", "6"], experiment="images")
+        lab.row_status(run["id"], "Running", timeout=30_000)
+        lab.row(run["id"]).locator(".jp-train-run-name").click()
+        view = page.locator(f"[data-testid=jp-train-runview][data-run-id='{run['id']}']")
+        view.wait_for(timeout=10_000)
+        view.locator("[data-testid=jp-train-tab-metrics]").click()
+        figure = "[data-testid=jp-train-images] figure[data-image='outputs/images/{}'] img"
+        first = view.locator(figure.format("curve.png"))
+        first.wait_for(timeout=20_000)
+        page.wait_for_function("el => el.complete && el.naturalWidth === 32", arg=first.element_handle(),
+                               timeout=10_000)
+        # the second image of the same name arrives through the run's stream while the view is open
+        assert lab.call("GET", f"runs/{run['id']}")["status"] == "Running"
+        second = view.locator(figure.format("curve_1.png"))
+        second.wait_for(timeout=30_000)
+        page.wait_for_function("el => el.complete && el.naturalWidth === 16", arg=second.element_handle(),
+                               timeout=10_000)
+        view.locator(figure.format("figure.png")).wait_for(timeout=10_000)
+        lab.row_status(run["id"], "Completed")
+        # the table took the points that streamed in with the images
+        table = view.locator("[data-testid=jp-train-metrics-table]")
+        page.wait_for_function(
+            "el => el.querySelector('tr[data-metric=\"per_class/precision\"]') !== null",
+            arg=table.element_handle(), timeout=10_000)
+        names = view.locator("[data-testid=jp-train-images] figcaption").all_inner_texts()
+        assert names == ["curve.png", "curve_1.png", "figure.png"], names
+        page.screenshot(path=str(out / "run-images.png"))

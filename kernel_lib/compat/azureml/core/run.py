@@ -1,9 +1,10 @@
 """``azureml.core.run.Run`` for scripts run by jupyter-train, backed by kernel_lib.tracking.
 
 What a training script does with its run works: ``Run.get_context()``, ``log``, ``log_list``,
-``log_row``, ``log_table``, ``tag``, ``set_tags``, ``get_tags``, ``add_properties``, ``id``,
-``experiment.name``, ``upload_file`` (copied into outputs/), ``log_image`` (a file under
-outputs/images/), ``flush``, ``complete``. Calls that only make sense against the Azure service
+``log_row``, ``log_table``, ``log_image`` (a file under outputs/images/, shown in the run view),
+``log_confusion_matrix``, ``log_accuracy_table``, ``tag``, ``set_tags``, ``get_tags``,
+``add_properties``, ``id``, ``experiment.name``, ``upload_file`` (copied into outputs/),
+``flush``, ``complete``. Calls that only make sense against the Azure service
 (``submit_child``, ``get_secret``, ...) raise a NotImplementedError that says what to do."""
 
 from __future__ import annotations
@@ -78,24 +79,17 @@ class Run:
 
     def log_table(self, name, value: dict, description: str = "") -> None:
         """A table as {column: [values]}: each column becomes the metric ``name/column``."""
-        for col, values in value.items():
-            for v in values:
-                self._run.log(f"{name}/{col}", v)
+        self._run.log_table(name, value)
+
+    def log_confusion_matrix(self, name, value, description: str = "") -> None:
+        self._run.log_confusion_matrix(name, value)
 
     def log_accuracy_table(self, name, value, description: str = "") -> None:
-        raise NotImplementedError("log_accuracy_table is not supported by jupyter-train; log the "
-                                  "numbers you need with log or log_row.")
+        self._run.log_accuracy_table(name, value)
 
     def log_image(self, name, path=None, plot=None, description: str = "") -> None:
-        """Saves the image under outputs/images/ (a matplotlib ``plot`` is saved as PNG)."""
-        os.makedirs(os.path.join("outputs", "images"), exist_ok=True)
-        dest = os.path.join("outputs", "images", f"{name}.png")
-        if plot is not None:
-            plot.savefig(dest)
-        elif path is not None:
-            shutil.copyfile(path, os.path.join("outputs", "images", os.path.basename(path)))
-        else:
-            raise ValueError("log_image needs path= or plot=.")
+        """Into outputs/images/ (a matplotlib ``plot`` as PNG); shown in the run view."""
+        self._run.log_image(name, path=path, plot=plot)
 
     # -- tags and properties --------------------------------------------------------------
     def tag(self, key, value=None) -> None:
