@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -179,6 +180,19 @@ def headless(tmp_path):
     yield factory
     for s in servers:
         s.stop()
+
+
+@contextlib.contextmanager
+def module_workspace(tmp_path_factory, name: str):
+    """A kernel_lib Workspace on a headless server of its own, for a module-scoped fixture."""
+    from kernel_lib import Workspace
+
+    root = tmp_path_factory.mktemp(name)
+    server = Headless(root / "workspace", root / "server.log").start()
+    try:
+        yield Workspace(root / "workspace")
+    finally:
+        server.stop()
 
 
 @pytest.fixture

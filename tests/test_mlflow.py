@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lib import Experiment, ScriptRunConfig, Workspace
-from tests.conftest import Headless
+from kernel_lib import Experiment, ScriptRunConfig
+from tests.conftest import module_workspace
 
 if os.environ.get("CI") != "true":
     pytest.importorskip("mlflow")  # in CI it must be there ([test] extra): the import below fails
@@ -33,10 +33,8 @@ def tracking_uri(ws) -> str:
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     """One headless server for the module (the logged run below is shared by three tests)."""
-    root = tmp_path_factory.mktemp("mlflow")
-    server = Headless(root / "workspace", root / "server.log").start()
-    yield Workspace(root / "workspace")
-    server.stop()
+    with module_workspace(tmp_path_factory, "mlflow") as ws:
+        yield ws
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from jupyter_ext.launcher.procs import is_alive
 from kernel_lib import Experiment, ScriptRunConfig, Workspace
 from kernel_lib import hyperdrive as hd
 from kernel_lib.client import TrainError
-from tests.conftest import Headless
+from tests.conftest import module_workspace
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -24,10 +24,8 @@ SCRIPTS = Path(__file__).parent / "scripts"
 @pytest.fixture(scope="module")
 def sws(tmp_path_factory):
     """One server for the module's sweeps (each test its own experiment)."""
-    root = tmp_path_factory.mktemp("sweeps")
-    server = Headless(root / "workspace", root / "server.log").start()
-    yield Workspace(root / "workspace")
-    server.stop()
+    with module_workspace(tmp_path_factory, "sweeps") as ws:
+        yield ws
 
 
 def quality(params) -> float:
