@@ -33,7 +33,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InvalidRequest, SnapshotTooLarge
+from .errors import InvalidRequest, NotFound, SnapshotTooLarge
 from .worktree import OPEN_SRC, Copier, Layout, SpareShelf, lay_out
 
 # A spare working copy that has to be copied (no reflink) is built only up to this size: it takes
@@ -263,6 +263,28 @@ class SnapshotStore:
             return json.loads((self.manifests / f"{snap_id}.json").read_text())["files"]
         except FileNotFoundError:
             raise InvalidRequest(f"Snapshot {snap_id} does not exist in this workspace.") from None
+
+    def listing(self, snap_id: str) -> list[dict]:
+        """The files of a snapshot: path and size, in path order."""
+        out = []
+        for rel, digest, _mode in self.manifest(snap_id):
+            try:
+                size = self._object_path(digest).stat().st_size
+            except FileNotFoundError:
+                size = None  # the object was removed from the store by hand
+            out.append({"path": rel, "size": size})
+        return out
+
+    def open_file(self, snap_id: str, rel: str):
+        """The stored bytes of the snapshot's file ``rel``, opened for reading. ``rel`` is looked
+        up in the manifest, never joined to a path, so no name can reach outside the store."""
+        for name, digest, _mode in self.manifest(snap_id):
+            if name == rel:
+                try:
+                    return open(self._object_path(digest), "rb")
+                except FileNotFoundError:
+                    break
+        raise NotFound(f"Snapshot {snap_id} has no file {rel!r}.")
 
     def materialize(self, snap_id: str, dest: str | os.PathLike) -> int:
         """Clone or copy the snapshot's files into ``dest`` (a fresh working copy the script may

@@ -253,6 +253,16 @@ async def test_a_script_sent_as_text_with_or_without_a_source_directory(api, scr
     wd = os.path.join(run["run_dir"], "wd")
     assert open(os.path.join(wd, "count.py")).read() == "raise SystemExit(3)\n"
     assert os.path.isfile(os.path.join(wd, "linger.py"))  # the rest of the folder came too
+    # the snapshot keeps the cell's text as it was submitted, though the run may change wd/
+    open(os.path.join(wd, "cell.py"), "w").write("changed by the run\n")
+    snap = await api.call("GET", f"runs/{run['id']}/snapshot")
+    sizes = {f["path"]: f["size"] for f in snap["files"]}
+    assert sizes["cell.py"] == len(cell) and sizes["helper.py"] == 11 and "linger.py" in sizes
+    assert snap["snapshot_id"] == run["snapshot_id"]
+    assert await api.call("GET", f"runs/{run['id']}/snapshot/cell.py") == cell.encode()
+    for name in ("nope.py", "../spec.json", "..%2F..%2Ftrain.db", "wd/cell.py"):
+        err = await api.call("GET", f"runs/{run['id']}/snapshot/{name}", expect=404)
+        assert "GET /train/api/runs/" in err["message"]
     for bad in ({"../x.py": "1"}, {"/etc/x.py": "1"}, {"a.py": 3}):
         err = await api.call("POST", "runs", {"experiment": "exp", "script": "a.py", "extra_files": bad},
                              expect=400)

@@ -13,7 +13,8 @@ from .models import ModelFileHandler, ModelHandler, ModelsHandler, ModelVersionH
 from .runs import (CancelHandler, ComputeHandler, ExperimentsHandler, FileHandler, FilesHandler,
                    InfoHandler, LogHandler, LogsHandler, MetricSeriesHandler, MetricsHandler,
                    OneComputeHandler,
-                   ResubmitHandler, RunHandler, RunsHandler, SweepsHandler)
+                   ResubmitHandler, RunHandler, RunsHandler, SnapshotFileHandler,
+                   SnapshotHandler, SweepsHandler)
 from .services import (ServiceHandler, ServiceKeysHandler, ServiceLogsHandler, ServiceScoreHandler,
                        ServicesHandler)
 from .stream import RunStreamHandler
@@ -37,6 +38,8 @@ ROUTES = [
     (rf"/runs/{RUN}/metrics/series", MetricSeriesHandler),
     (rf"/runs/{RUN}/files", FilesHandler),
     (rf"/runs/{RUN}/files/(?P<name>.+)", FileHandler),
+    (rf"/runs/{RUN}/snapshot", SnapshotHandler),
+    (rf"/runs/{RUN}/snapshot/(?P<name>.+)", SnapshotFileHandler),
     (rf"/runs/{RUN}/stream", RunStreamHandler),
     (r"/sweeps", SweepsHandler),
     (r"/environments", EnvironmentsHandler),

@@ -183,6 +183,20 @@ class FileHandler(TrainHandler):
         self.finish()
 
 
+class SnapshotHandler(TrainHandler):
+    @web.authenticated
+    @authorized
+    def get(self, run_id):
+        self.send_json(self.manager.snapshot_listing(run_id))
+
+
+class SnapshotFileHandler(FileHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, run_id, name):
+        await self.send_file(self.manager.open_snapshot_file(run_id, name), name)
+
+
 class ExperimentsHandler(TrainHandler):
     @web.authenticated
     @authorized

@@ -383,6 +383,20 @@ class RunManager:
         self.get_run(run_id)
         return history.open_file(self.run_dir(run_id), run_id, name)
 
+    def snapshot_listing(self, run_id: str) -> dict:
+        """The files of the source snapshot the run was started from (its script, a %%train
+        cell), as Azure ML's snapshot view shows them."""
+        run = self.get_run(run_id)
+        return {"snapshot_id": run["snapshot_id"], "files": self.snapshots.listing(run["snapshot_id"])}
+
+    def open_snapshot_file(self, run_id: str, path: str):
+        run = self.get_run(run_id)
+        try:
+            return self.snapshots.open_file(run["snapshot_id"], path)
+        except NotFound:
+            raise NotFound(f"The snapshot of run {run_id} has no file {path!r}. See GET "
+                           f"/train/api/runs/{run_id}/snapshot for what it has.") from None
+
     def update_tags(self, run_id: str, tags: dict) -> dict:
         self.get_run(run_id)
         if not isinstance(tags, dict):
