@@ -126,7 +126,11 @@ def test_a_sweep_shows_as_the_sweep_monitor_in_a_cell_and_through_run_details(sw
     assert [html.index(i) for i in order] == sorted(html.index(i) for i in order)
     assert "stopped: " in html and hd_run.status in html
 
-    shown = RunDetails(hd_run).show()
+    details = RunDetails(hd_run)
+    assert details.show() is None  # as Azure's: a cell ending with it shows the monitor once
+    shown = details.widget  # (no kernel here: the text summary was printed instead)
+    assert shown is None and f"Run {hd_run.id} of experiment sweep-ui" in capsys.readouterr().out
+    shown = details.get_widget()
     assert isinstance(shown, SweepMonitor) and shown.run_id == hd_run.id
     # however the parent is found (a plain Run of it too), it is shown as a sweep
     plain = Run(Experiment(sweep.ws, "sweep-ui"), hd_run.id)
