@@ -260,6 +260,11 @@ export class TrainApi {
     return (await this.request<{ files: string[] }>('GET', ['runs', id, 'files'])).files;
   }
 
+  /** The text of one file of the run's source snapshot (a %%train cell, the script). */
+  async snapshotText(id: string, path: string): Promise<string> {
+    return (await this.fetch('GET', ['runs', id, 'snapshot', ...path.split('/')])).text();
+  }
+
   fileUrl(id: string, name: string): string {
     return this.url('runs', id, 'files', name);
   }

@@ -1,7 +1,9 @@
 /**
- * Several runs' metrics on one chart per metric (the metrics every run logged, else any), with
- * a table of their status, duration and latest values. Runs still going have their downsampled
- * view polled every two seconds; their status comes from the live run list.
+ * Several runs side by side: a table of their display names, status, duration, parameters
+ * (those that differ first), tags and latest metric values; a parallel-coordinates chart of
+ * the parameters against a metric (the runs' primary metric unless another is picked); and one
+ * chart per metric (the metrics every run logged, else any). Runs still going have their
+ * downsampled view polled every two seconds; their status comes from the live run list.
  */
 
 import { Message } from '@lumino/messaging';
@@ -14,6 +16,9 @@ import { h, statusBadge } from './dom';
 import { formatDuration, formatValue } from './format';
 import { trainIcon } from './icons';
 import { CHART_POINTS, comparableMetrics, MetricHistory } from './metrics';
+import { metricAxis, paramAxis } from './parallel';
+import { renderParallelChart } from './parallelchart';
+import { comparedParameters, defaultCompareMetric, formatParam, lowerIsBetter, parameterMap, ParamValue, userTags } from './params';
 import { IRun, runDuration } from './runs';
 
 const POLL_MS = 2000;
@@ -41,7 +46,9 @@ export class CompareView extends Widget {
     }
     this._table = h('table', { class: 'jp-train-kv jp-train-compare-table', testid: 'jp-train-compare-table' });
     this._charts = h('div', { class: 'jp-train-charts', testid: 'jp-train-charts' });
-    this.node.append(h('h2', { class: 'jp-train-runview-title' }, this.title.label), this._table, this._charts);
+    this._parallel = h('div', { class: 'jp-train-compare-parallel' });
+    this.node.append(h('h2', { class: 'jp-train-runview-title' }, this.title.label),
+      h('div', { class: 'jp-train-compare-table-box' }, this._table), this._parallel, this._charts);
     this._unsubscribe = ctx.store.subscribe(() => {
       const sig = this.runIds.map(id => this._run(id)?.status).join();
       if (sig !== this._statusSig) {
@@ -107,33 +114,106 @@ export class CompareView extends Widget {
   private _render(): void {
     const now = Date.now() / 1000;
     const histories = this.runIds.map(id => this._histories.get(id)!);
+    const runs = this.runIds.map(id => this._run(id));
     const names = comparableMetrics(histories);
     const latest = this.runIds.map((id, i) => new Map(histories[i].latest().map(m => [m.name, m.value])));
-    const metricCols = Array.from(new Set(histories.flatMap(hh => hh.names)));
+    const metricCols = Array.from(new Set(histories.flatMap(hh => hh.names))).filter(n => !n.startsWith('system/'));
+    const known = runs.filter((r): r is IRun => !!r);
+    const { names: paramCols, differing } = comparedParameters(known);
+    const params = runs.map((r): Record<string, ParamValue> => (r ? parameterMap(r) : {}));
+    const tags = runs.map(r => (r ? userTags(r) : []));
+    const anyTags = tags.some(t => t.length);
+    const head = (text: string, cls: string, title?: string) => h('th', { class: cls, title: title ?? text }, text);
     this._table.replaceChildren(
       h('tr', {}, h('th', {}, ''), h('th', {}, 'Run'), h('th', {}, 'Status'), h('th', {}, 'Duration'),
-        ...metricCols.map(n => h('th', {}, n))),
+        ...paramCols.map(n => head(n, `jp-train-compare-param${differing.has(n) ? ' jp-train-compare-differs' : ''}`,
+          differing.has(n) ? `${n}: differs between these runs` : `${n}: the same in every run`)),
+        ...(anyTags ? [head('Tags', 'jp-train-compare-tags')] : []),
+        ...metricCols.map(n => head(n, 'jp-train-compare-metric'))),
       ...this.runIds.map((id, i) => {
-        const run = this._run(id);
+        const run = runs[i];
         return h('tr', { 'data-run-id': id },
           h('td', {}, h('span', { class: `jp-train-series-key jp-train-series-${i % 8}` })),
-          h('td', {}, h('a', { href: '#', onclick: (ev: Event) => { ev.preventDefault(); this.ctx.openRun(id); } }, runLabel(run, id))),
+          h('td', {}, h('a', { href: '#', title: id, onclick: (ev: Event) => { ev.preventDefault(); this.ctx.openRun(id); } }, runLabel(run, id))),
           h('td', {}, run ? statusBadge(run.status) : ''),
           h('td', {}, run ? formatDuration(runDuration(run, now)) : ''),
-          ...metricCols.map(n => h('td', {}, formatValue(latest[i].get(n) ?? null))));
+          ...paramCols.map(n => h('td', { class: 'jp-train-compare-param', 'data-param': n }, formatParam(params[i][n]))),
+          ...(anyTags ? [h('td', { class: 'jp-train-compare-tags' }, tags[i].map(([k, v]) => (v ? `${k}=${v}` : k)).join(', '))] : []),
+          ...metricCols.map(n => h('td', { 'data-metric': n }, formatValue(latest[i].get(n) ?? null))));
       })
     );
+    this._renderParallel(runs, params, latest, paramCols, metricCols.filter(n => latest.some(l => typeof l.get(n) === 'number')));
     if (!names.length) {
       this._charts.replaceChildren(h('p', { class: 'jp-train-message' }, 'No metric with two or more points to chart yet.'));
       return;
     }
     this._charts.replaceChildren(
-      ...names.map(name =>
+      ...names.filter(n => !n.startsWith('system/')).map(name =>
         renderChart(this.runIds.map((id, i) => histories[i].series(name, 0, runLabel(this._run(id), id))), {
           title: name,
           xLabel: 'step'
         })
       )
+    );
+  }
+
+  /**
+   * Parameters against a metric: one axis per parameter (category axes for text values), the
+   * metric's last value on the last axis, a line per run. A select picks the metric.
+   */
+  private _renderParallel(
+    runs: ReadonlyArray<IRun | undefined>,
+    params: ReadonlyArray<Record<string, ParamValue>>,
+    latest: ReadonlyArray<Map<string, number | string>>,
+    paramCols: ReadonlyArray<string>,
+    metrics: ReadonlyArray<string>
+  ): void {
+    if (!paramCols.length || !metrics.length) {
+      this._parallel.replaceChildren(h('p', { class: 'jp-train-message', testid: 'jp-train-compare-parallel-empty' },
+        !paramCols.length ? 'These runs have no parameters to set against a metric (arguments like --lr 0.1 are parameters).' : 'A chart of the parameters against a metric appears when the runs log one.'));
+      return;
+    }
+    if (!this._metric || !metrics.includes(this._metric)) {
+      this._metric = defaultCompareMetric(runs, metrics);
+    }
+    const metric = this._metric;
+    const values = latest.map(l => {
+      const v = l.get(metric);
+      return typeof v === 'number' && isFinite(v) ? v : null;
+    });
+    const axes = [...paramCols.map(n => paramAxis(n, undefined, params.map(p => p[n]))), metricAxis(metric, values)];
+    const mAxis = axes[axes.length - 1];
+    const [lo, hi] = mAxis.domain;
+    const goalLow = lowerIsBetter(metric);
+    const rows = this.runIds.map((id, i) => {
+      const v = values[i];
+      const pos = v === null || hi <= lo ? null : (v - lo) / (hi - lo);
+      const run = runs[i];
+      return {
+        id,
+        status: run?.status,
+        values: params[i],
+        metric: v,
+        quality: pos === null ? null : goalLow ? 1 - pos : pos,
+        title: `${runLabel(run, id)}\n${paramCols.map(n => `${n}=${formatParam(params[i][n])}`).join(' ')}\n${metric} ${v === null ? '—' : formatValue(v)}`
+      };
+    });
+    const select = h('select', { class: 'jp-train-compare-metric-select', testid: 'jp-train-compare-metric-select', 'aria-label': 'Metric to set the parameters against' },
+      ...metrics.map(n => h('option', { value: n }, n)));
+    select.value = metric;
+    select.addEventListener('change', () => {
+      this._metric = select.value;
+      this._render();
+    });
+    this._parallel.replaceChildren(
+      h('div', { class: 'jp-train-compare-parallel-bar' }, h('label', {}, 'Parameters against ', select),
+        h('span', { class: 'jp-train-meta' }, goalLow ? ' (lower is better: best in blue, worst in red)' : ' (higher is better: best in blue, worst in red)')),
+      renderParallelChart(rows, axes, {
+        caption: `Parameters and ${metric}`,
+        testid: 'jp-train-compare-parallel',
+        width: Math.max(480, 140 * axes.length),
+        onClick: id => this.ctx.openRun(id)
+      })
     );
   }
 
@@ -147,4 +227,6 @@ export class CompareView extends Widget {
   private _unsubscribe: () => void;
   private _table: HTMLTableElement;
   private _charts: HTMLDivElement;
+  private _parallel: HTMLDivElement;
+  private _metric = '';
 }

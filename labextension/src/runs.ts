@@ -321,6 +321,6 @@ export class RunsStore {
  */
 export function rowSignature(run: IRun, selected: boolean): string {
   const p = run.primary_metric;
-  return JSON.stringify([run.status, run.tags?.display_name, run.created_at, run.started_at, run.ended_at,
+  return JSON.stringify([run.status, run.tags, run.arguments, run.properties?.params, run.created_at, run.started_at, run.ended_at,
     run.error, run.parent_id, p?.name, p?.value, p?.step, selected, new Date().toDateString()]);
 }

@@ -20,6 +20,7 @@ import { trainIcon } from './icons';
 import { RunLogs } from './runlogs';
 import { RunMetrics } from './runmetrics';
 import { IRun, phaseSpans, runDuration } from './runs';
+import { formatParam, runParameters, userTags } from './params';
 import { sdkCode } from './sdk';
 
 export type RunTab = 'overview' | 'logs' | 'metrics' | 'outputs';
@@ -29,6 +30,13 @@ const TABS: ReadonlyArray<[RunTab, string]> = [
   ['metrics', 'Metrics'],
   ['outputs', 'Outputs']
 ];
+
+/** Where a parameter came from, as the Parameters table says it. */
+const PARAM_SOURCES: Record<string, string> = {
+  argument: 'argument',
+  hyperparameter: 'sweep',
+  logged: 'logged'
+};
 
 export class RunView extends Widget {
   constructor(
@@ -166,7 +174,7 @@ export class RunView extends Widget {
     if (!this._run) {
       return;
     }
-    Clipboard.copyToSystem(sdkCode(this._run, this._info?.workspace));
+    Clipboard.copyToSystem(sdkCode(this._run, this._info?.workspace, this._cellText ?? undefined));
     notifySuccess('Copied the SDK code that reproduces this run');
   }
 
@@ -207,6 +215,7 @@ export class RunView extends Widget {
     try {
       this._info = await this.ctx.info().catch(() => null);
       this._setRun(await this.ctx.api.run(this.runId));
+      void this._loadCell();
       for (const log of await this.ctx.api.logs(this.runId)) {
         this._logs.buffer(log.name);
       }
@@ -224,6 +233,21 @@ export class RunView extends Widget {
     }, 1000);
     await this._metrics.load();
     this._connect();
+  }
+
+  /** A %%train run's cell, from its snapshot, so the SDK code carries the cell's text. */
+  private async _loadCell(): Promise<void> {
+    const run = this._run;
+    const extra = run?.properties?.extra_files;
+    if (!run || !Array.isArray(extra) || !extra.includes(run.script ?? '')) {
+      return;
+    }
+    try {
+      this._cellText = await this.ctx.api.snapshotText(run.id, run.script as string);
+      this._renderOverview();
+    } catch (err) {
+      console.warn(`jupyter-train: the cell of ${run.id}`, err); // the code then reads the file
+    }
   }
 
   private _connect(): void {
@@ -348,19 +372,27 @@ export class RunView extends Widget {
       ['Distributed', dist ? `${dist.kind} · ${dist.nodes} node(s) × ${dist.procs_per_node} process(es)${dist.backend ? ` · ${dist.backend}` : ''}` : 'no (one process)'],
       ['Source', props.source_directory ?? (props.extra_files ? 'a notebook cell' : '')],
       ['Snapshot', run.snapshot_id ? `${run.snapshot_id.slice(0, 12)} · ${props.snapshot_files ?? '?'} files · ${formatBytes(props.snapshot_bytes)}` : ''],
-      ['Tags', Object.entries(run.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '—'],
+      ['Display name', run.tags?.display_name || '—'],
+      ['Tags', userTags(run).map(([k, v]) => (v ? `${k}=${v}` : k)).join(', ') || '—'],
       ['Created', formatTime(run.created_at)],
       ['Started', formatTime(run.started_at)],
       ['Ended', formatTime(run.ended_at)],
       ['Duration', formatDuration(runDuration(run, now))],
       ['Run folder', run.run_dir ?? '']
     ];
+    const params = runParameters(run);
     const spans = phaseSpans(run, now);
     const total = spans.reduce((s, p) => s + p.seconds, 0) || 1;
     const panel = this._panels.get('overview')!;
     panel.replaceChildren(
       h('table', { class: 'jp-train-kv', testid: 'jp-train-overview' },
         ...kv.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v)))),
+      h('h3', {}, 'Parameters'),
+      params.length
+        ? h('table', { class: 'jp-train-kv jp-train-params', testid: 'jp-train-params' },
+          ...params.map(p => h('tr', { 'data-param': p.name }, h('th', {}, p.name), h('td', {}, formatParam(p.value)),
+            h('td', { class: 'jp-train-meta' }, PARAM_SOURCES[p.source]))))
+        : h('p', { class: 'jp-train-message' }, 'No parameters: the script got no --name value arguments and logged none.'),
       h('h3', {}, 'Time per phase'),
       h('table', { class: 'jp-train-kv jp-train-phases', testid: 'jp-train-phases' },
         ...spans.map(p => h('tr', { 'data-phase': p.state },
@@ -369,12 +401,13 @@ export class RunView extends Widget {
           h('td', { class: 'jp-train-phase-bar-cell' }, h('span', { class: 'jp-train-phase-bar', style: `width:${Math.max(1, (100 * p.seconds) / total).toFixed(1)}%` })),
           h('td', { class: 'jp-train-phase-msg' }, p.message ?? '')))),
       h('h3', {}, 'SDK code'),
-      h('pre', { class: 'jp-train-code', testid: 'jp-train-sdk-code' }, sdkCode(run, this._info?.workspace))
+      h('pre', { class: 'jp-train-code', testid: 'jp-train-sdk-code' }, sdkCode(run, this._info?.workspace, this._cellText ?? undefined))
     );
   }
 
   private _run: IRun | null = null;
   private _info: IInfo | null = null;
+  private _cellText: string | null = null;
   private _tab: RunTab = 'overview';
   private _started = false;
   private _closed = false;

@@ -49,6 +49,23 @@ function isPyNumber(a: string): boolean {
   return (Number.isInteger(n) ? `${n}.0` : String(n)) === a;
 }
 
+/**
+ * ``text`` as a Python string literal that reads as the text: a triple-quoted block (with
+ * backslashes doubled), or a one-line literal when the text holds both kinds of triple quote.
+ */
+export function pyBlock(text: string): string {
+  for (const q of ["'''", '"""']) {
+    if (!text.includes(q)) {
+      let body = text.replace(/\\/g, '\\\\');
+      if (body.endsWith(q[0])) {
+        body = body.slice(0, -1) + '\\' + q[0];
+      }
+      return `${q}${body}${q}`;
+    }
+  }
+  return pyStr(text);
+}
+
 /** Arguments as Python values: numbers stay numbers ("0.1" -> 0.1), the rest strings. */
 function pyArgs(args: ReadonlyArray<string>): string {
   return `[${args.map(a => (isPyNumber(a) ? a : pyStr(a))).join(', ')}]`;
@@ -57,9 +74,10 @@ function pyArgs(args: ReadonlyArray<string>): string {
 /**
  * Python (kernel_lib SDK) that submits the same run again: the workspace, the experiment,
  * a ScriptRunConfig with the script, arguments, compute, environment and distribution, and
- * the run's own tags (the ones the system adds are left out).
+ * the run's own tags (the ones the system adds are left out). A %%train cell's text
+ * (``cellText``, from the run's snapshot) is written into the code, so it runs as it is.
  */
-export function sdkCode(run: IRun, workspacePath?: string): string {
+export function sdkCode(run: IRun, workspacePath?: string, cellText?: string): string {
   const props = run.properties ?? {};
   const dist = props.distributed as
     | { kind: string; nodes: number; procs_per_node: number; backend?: string | null; max_restarts?: number }
@@ -101,9 +119,10 @@ export function sdkCode(run: IRun, workspacePath?: string): string {
     }
   }
   if (fromCell) {
-    cfg.push(
-      `    extra_files={${pyStr(run.script ?? 'cell.py')}: open(${pyStr(run.script ?? 'cell.py')}).read()},  # the %%train cell's text`
-    );
+    const name = pyStr(run.script ?? 'cell.py');
+    cfg.push(cellText === undefined
+      ? `    extra_files={${name}: open(${name}).read()},  # the %%train cell's text (loading…)`
+      : `    extra_files={${name}: cell},  # the %%train cell's text`);
   }
   const tags: Record<string, string> = {};
   for (const [k, v] of Object.entries(run.tags ?? {})) {
@@ -114,6 +133,9 @@ export function sdkCode(run: IRun, workspacePath?: string): string {
   lines.push(`from kernel_lib import ${imports.join(', ')}`);
   lines.push('');
   lines.push(workspacePath ? `ws = Workspace(${pyStr(workspacePath)})` : 'ws = Workspace.default()');
+  if (fromCell && cellText !== undefined) {
+    lines.push(`cell = ${pyBlock(cellText)}`);
+  }
   lines.push('config = ScriptRunConfig(');
   lines.push(...cfg);
   lines.push(')');

@@ -21,6 +21,7 @@ import { Widget } from '@lumino/widgets';
 import { ITrainContext, notifyError } from './context';
 import { isTerminal } from './contract';
 import { button, h, statusBadge } from './dom';
+import { parametersLine } from './params';
 import { EndpointsSection } from './endpointlist';
 import { formatDuration, formatTime, formatValue } from './format';
 import { trainIcon } from './icons';
@@ -319,6 +320,8 @@ export class TrainSidebar extends Widget {
     const select = parts.lead ?? this._select(run);
     const name = run.tags?.display_name || shortId(run);
     const primary = run.primary_metric;
+    // a sweep's rows say their hyperparameters their own way (sweeprows.ts)
+    const paramsLine = Object.keys(parts).length === 0 ? parametersLine(run) : '';
     const cancel = isTerminal(run.status)
       ? null
       : h('button', {
@@ -350,11 +353,13 @@ export class TrainSidebar extends Widget {
     },
     select,
     statusBadge(run.status),
-    h('span', { class: 'jp-train-run-name' }, name),
+    h('span', { class: 'jp-train-run-name' }, name,
+      run.tags?.display_name ? h('span', { class: 'jp-train-run-id' }, ` ${shortId(run)}`) : null),
     h('span', { class: 'jp-train-run-time', title: new Date(run.created_at * 1000).toLocaleString() }, formatTime(run.created_at, true)),
     h('span', { class: 'jp-train-run-duration', 'data-duration': run.id }, formatDuration(runDuration(run, now))),
-    parts.metric ?? h('span', { class: 'jp-train-run-metric', title: primary ? `${primary.name} (step ${primary.step ?? '—'})` : '' },
+    parts.metric ?? h('span', { class: 'jp-train-run-metric', testid: 'jp-train-run-metric', title: primary ? `${primary.name} ${formatValue(primary.value)} (step ${primary.step ?? '—'})` : '' },
       primary ? `${primary.name} ${formatValue(primary.value)}` : ''),
+    paramsLine ? h('span', { class: 'jp-train-run-params', testid: 'jp-train-run-params', title: paramsLine }, paramsLine) : null,
     cancel,
     ...(parts.extra ?? []));
     for (const [k, v] of Object.entries(parts.data ?? {})) {

@@ -1,4 +1,6 @@
-import { sdkCode } from '../src/sdk';
+import { execFileSync } from 'child_process';
+
+import { pyBlock, sdkCode } from '../src/sdk';
 import { makeRun } from './fixtures';
 
 describe('sdkCode', () => {
@@ -132,7 +134,7 @@ describe('sdkCode', () => {
     const cfg = configLines(code);
     expect(cfg[0]).toBe('    source_directory=None,');
     expect(cfg).toContain(
-      "    extra_files={'cell_train.py': open('cell_train.py').read()},  # the %%train cell's text"
+      "    extra_files={'cell_train.py': open('cell_train.py').read()},  # the %%train cell's text (loading…)"
     );
   });
 
@@ -145,8 +147,35 @@ describe('sdkCode', () => {
       properties: { source_directory: '/home/me/src', extra_files: ['cell_train.py'] }
     });
     expect(configLines(code)).toContain(
-      "    extra_files={'cell_train.py': open('cell_train.py').read()},  # the %%train cell's text"
+      "    extra_files={'cell_train.py': open('cell_train.py').read()},  # the %%train cell's text (loading…)"
     );
+  });
+
+  it('writes the cell itself into the code once its text is loaded', () => {
+    const cell = "import time\nprint('epoch', 1)\n";
+    const code = sdkCode({ ...base, script: 'cell_train.py', properties: { source_directory: null, extra_files: ['cell_train.py'] } }, undefined, cell);
+    expect(code).toContain(`cell = '''import time\nprint('epoch', 1)\n'''\n`);
+    expect(configLines(code)).toContain("    extra_files={'cell_train.py': cell},  # the %%train cell's text");
+    expect(code).not.toContain('open(');
+  });
+
+  it('quotes any cell so that Python reads back the same text', () => {
+    // Python itself parses each literal (python3 is on every machine that runs these tests).
+    const texts = [
+      "print('x')\n",
+      'path = "C:\\\\temp\\\\new"\nprint(path)\n',
+      "s = '''a'''\n",
+      'd = """doc"""\nt = \'\'\'x\'\'\'\n',
+      "ends with a quote '",
+      'ends with a backslash \\',
+      'tab\tand unicode é ✓\n'
+    ];
+    const literals = texts.map(pyBlock);
+    const out = execFileSync('python3', ['-c', 'import ast, json, sys; print(json.dumps([ast.literal_eval(s) for s in json.load(sys.stdin)]))'],
+      { input: JSON.stringify(literals) }).toString();
+    expect(JSON.parse(out)).toEqual(texts);
+    expect(literals[0].startsWith("'''")).toBe(true);
+    expect(literals[2].startsWith('"""')).toBe(true);
   });
 
   it('adds no extra_files for a run from a source directory', () => {
