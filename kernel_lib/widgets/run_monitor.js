@@ -4,12 +4,29 @@
 // server owns the run's workspace: updates then flow while the kernel is busy in another cell,
 // or even dead. Otherwise the kernel forwards the same stream messages over the widget's comm.
 // Either way, `handle(msg)` is the one place messages are applied.
+//
+// Charts: chart.js (the chart the JupyterLab panel draws too) is put in front of this file by
+// run_monitor.py: one chart per metric with its own y axis, a line per rank; `system/...` metrics
+// (per node) in a System section.
+//
+// The log pane shows the `prepare` log first, then follows rank_0 as soon as it appears, and the
+// failing rank (run.properties.failed_rank) when the run fails, unless you picked a log yourself.
+//
+// Progress bar convention (first that applies):
+//   1. a metric `progress` in [0, 1];
+//   2. the last value of a metric `epoch` (0-based: epoch e done = (e + 1) / total) or `step`
+//      (step / total) against a total from a metric `num_epochs` / `epochs` (for epoch) or
+//      `total_steps` (for step), else from the script's arguments `--epochs` / `--num_epochs`
+//      (epoch) or `--max_steps` / `--total_steps` (step), as `--epochs 12` or `--epochs=12`;
+//   3. the script's own tqdm bar in rank 0's log: the last `k/N [` (else `NN%|`) of the last
+//      tqdm update (tqdm separates updates with `\r`).
 
 const MAX_LOG_LINES = 5000;
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 // Bookkeeping metrics that are not charted unless picked (they drive the progress bar).
-const NOT_CHARTED = ["epoch", "lr", "momentum", "num_epochs", "epochs", "progress"];
+const NOT_CHARTED = ["epoch", "step", "lr", "momentum", "num_epochs", "epochs", "total_steps", "progress"];
 const IMAGES_PREFIX = "outputs/images/";
+const TOTALS = { epoch: { metrics: ["num_epochs", "epochs"], args: ["--epochs", "--num_epochs"] },
+                 step: { metrics: ["total_steps"], args: ["--max_steps", "--total_steps"] } };
 
 function isImagePath(v) {
   return typeof v === "string" && v.startsWith(IMAGES_PREFIX) && !v.includes("/../") &&
@@ -21,90 +38,70 @@ function lastTraceback(text) {
   return i < 0 ? "" : text.slice(i).trim();
 }
 
-function progressOf(run, metrics) {
-  const last = (name) => (metrics[name] && metrics[name].length ? metrics[name][metrics[name].length - 1][1] : null);
-  const p = last("progress");
-  if (typeof p === "number") return Math.max(0, Math.min(1, p));
-  const epoch = last("epoch");
-  if (typeof epoch !== "number") return null;
-  let total = last("num_epochs") ?? last("epochs");
-  const args = (run && run.arguments) || [];
-  for (let i = 0; total == null && i < args.length - 1; i++) {
-    if (args[i] === "--num_epochs" || args[i] === "--epochs") total = Number(args[i + 1]);
+function argValue(args, names) {
+  for (let i = 0; i < args.length; i++) {
+    for (const n of names) {
+      if (args[i] === n && i + 1 < args.length) return Number(args[i + 1]);
+      if (typeof args[i] === "string" && args[i].startsWith(n + "=")) return Number(args[i].slice(n.length + 1));
+    }
   }
-  if (!total) return null;
-  return Math.max(0, Math.min(1, (epoch + 1) / total));
+  return null;
 }
 
-function drawChart(svg, metrics, selected) {
-  const W = 600, H = 220, L = 48, R = 10, T = 10, B = 24;
-  svg.replaceChildren();
-  const series = [...selected].filter((n) => metrics[n] && metrics[n].length);
-  if (!series.length) {
-    const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
-    t.setAttribute("x", W / 2); t.setAttribute("y", H / 2); t.setAttribute("text-anchor", "middle");
-    t.setAttribute("class", "jt-muted"); t.textContent = "no numeric metrics yet";
-    svg.append(t);
-    return;
+/** tqdm's last update in `text`: {done, total} from "k/N [", else {fraction} from "NN%|". */
+function tqdmProgress(text) {
+  const parts = text.slice(-20000).split(/[\r\n]/);
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const p = parts[i];
+    if (!p.includes("|")) continue;
+    const kn = p.match(/(\d+)\/(\d+) \[/);
+    if (kn && Number(kn[2]) > 0) return { fraction: Number(kn[1]) / Number(kn[2]), label: `${kn[1]}/${kn[2]}` };
+    const pct = p.match(/(\d{1,3})%\|/);
+    if (pct) return { fraction: Number(pct[1]) / 100, label: `${pct[1]}%` };
   }
-  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
-  for (const n of series) for (const [x, y] of metrics[n]) {
-    xmin = Math.min(xmin, x); xmax = Math.max(xmax, x); ymin = Math.min(ymin, y); ymax = Math.max(ymax, y);
+  return null;
+}
+
+/** {fraction, label, source} of the run's progress, or null (see the convention at the top). */
+function progressOf(run, metrics, rank0Log) {
+  const last = (name) => {
+    const byRank = metrics[name];
+    const pts = byRank && (byRank[0] || Object.values(byRank)[0]);
+    return pts && pts.length ? pts[pts.length - 1][1] : null;
+  };
+  const clip = (x) => Math.max(0, Math.min(1, x));
+  const p = last("progress");
+  if (typeof p === "number") return { fraction: clip(p), label: "", source: "progress" };
+  const args = (run && run.arguments) || [];
+  for (const kind of ["epoch", "step"]) {
+    const at = last(kind);
+    if (typeof at !== "number") continue;
+    let total = null;
+    for (const m of TOTALS[kind].metrics) if (total == null && typeof last(m) === "number") total = last(m);
+    if (total == null) total = argValue(args, TOTALS[kind].args);
+    if (!total) continue;
+    const done = kind === "epoch" ? at + 1 : at;
+    return { fraction: clip(done / total), label: `${kind} ${kind === "epoch" ? at + 1 : at}/${total}`, source: kind };
   }
-  if (xmax === xmin) xmax = xmin + 1;
-  if (ymax === ymin) { ymax += 0.5; ymin -= 0.5; }
-  const sx = (x) => L + ((x - xmin) / (xmax - xmin)) * (W - L - R);
-  const sy = (y) => T + (1 - (y - ymin) / (ymax - ymin)) * (H - T - B);
-  const ns = "http://www.w3.org/2000/svg";
-  const axis = document.createElementNS(ns, "path");
-  axis.setAttribute("d", `M${L},${T} V${H - B} H${W - R}`);
-  axis.setAttribute("class", "jt-axis");
-  svg.append(axis);
-  for (const [y, label] of [[T + 4, ymax], [H - B, ymin]]) {
-    const t = document.createElementNS(ns, "text");
-    t.setAttribute("x", L - 4); t.setAttribute("y", y); t.setAttribute("text-anchor", "end");
-    t.setAttribute("class", "jt-tick"); t.textContent = Number(label.toPrecision(4));
-    svg.append(t);
-  }
-  for (const [x, label] of [[L, xmin], [W - R, xmax]]) {
-    const t = document.createElementNS(ns, "text");
-    t.setAttribute("x", x); t.setAttribute("y", H - 6); t.setAttribute("text-anchor", x === L ? "start" : "end");
-    t.setAttribute("class", "jt-tick"); t.textContent = `step ${label}`;
-    svg.append(t);
-  }
-  series.forEach((n, i) => {
-    const pts = metrics[n];
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "));
-    line.setAttribute("stroke", COLORS[i % COLORS.length]);
-    line.setAttribute("class", "jt-line");
-    line.setAttribute("data-metric", n);
-    line.setAttribute("data-points", String(pts.length));
-    svg.append(line);
-    for (const [x, y] of pts.length <= 60 ? pts : []) {
-      const c = document.createElementNS(ns, "circle");
-      c.setAttribute("cx", sx(x)); c.setAttribute("cy", sy(y)); c.setAttribute("r", 2.5);
-      c.setAttribute("fill", COLORS[i % COLORS.length]);
-      svg.append(c);
-    }
-  });
+  const t = tqdmProgress(rank0Log || "");
+  return t ? { fraction: clip(t.fraction), label: t.label, source: "tqdm" } : null;
 }
 
 function render({ model, el }) {
   const runId = model.get("run_id");
-  const state = { run: null, metrics: {}, text: {}, logs: {}, selected: new Set(), rank: null, follow: true,
+  const state = { run: null, metrics: {}, names: [], text: {}, logs: {}, selected: new Set(), rank: null, picked: false, follow: true,
                   offsets: {}, cursor: 0, ended: false, base: null, ws: null, closed: false };
 
   const badge = h("span", { class: "jt-status", "data-testid": "jt-status" }, "…");
   const phases = h("div", { class: "jt-phases", "data-testid": "jt-phases" });
   const bar = h("div", { class: "jt-bar-fill" });
-  const progress = h("div", { class: "jt-bar", hidden: "" }, bar);
+  const barLabel = h("span", { class: "jt-bar-label" });
+  const progress = h("div", { class: "jt-progress", hidden: "", "data-testid": "jt-progress" }, h("div", { class: "jt-bar" }, bar), barLabel);
   const error = h("pre", { class: "jt-error", hidden: "", "data-testid": "jt-error" });
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 600 220");
-  svg.setAttribute("class", "jt-chart");
-  svg.setAttribute("data-testid", "jt-chart");
-  const picks = h("div", { class: "jt-picks" });
+  const group = new ChartGroup({ minWidth: 300, xLabel: "step" });
+  group.element.classList.add("jt-chart");
+  group.element.setAttribute("data-testid", "jt-chart");
+  const picks = h("div", { class: "jt-picks", "data-testid": "jt-picks" });
   const rankSel = h("select", { class: "jt-rank", "data-testid": "jt-rank" });
   const follow = h("input", { type: "checkbox", checked: "" });
   const pre = h("pre", { class: "jt-log", "data-testid": "jt-log" });
@@ -119,14 +116,14 @@ function render({ model, el }) {
     h("div", { class: "jt-head" }, h("b", {}, model.get("experiment") + " / "), h("code", {}, runId), " ", badge,
       h("span", { class: "jt-spacer" }), source, cancel),
     phases, progress, error,
-    h("div", { class: "jt-row" }, svg, picks),
+    h("div", { class: "jt-row" }, group.element, picks),
     images,
     h("div", { class: "jt-logbar" }, "Log ", rankSel, h("label", {}, follow, " follow")),
     pre, links,
   );
 
   follow.addEventListener("change", () => { state.follow = follow.checked; if (state.follow) pre.scrollTop = pre.scrollHeight; });
-  rankSel.addEventListener("change", () => { state.rank = rankSel.value; showLog(); });
+  rankSel.addEventListener("change", () => { state.rank = rankSel.value; state.picked = true; showLog(); });
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
     if (state.base) {
@@ -141,26 +138,59 @@ function render({ model, el }) {
   const redrawChart = () => {
     if (chartPending) return;
     chartPending = true;
-    requestAnimationFrame(() => { chartPending = false; drawChart(svg, state.metrics, state.selected); updateProgress(); });
+    requestAnimationFrame(() => { chartPending = false; drawCharts(); updateProgress(); });
   };
 
+  function sections() {
+    const byRank = (n) => Object.keys(state.metrics[n]).map(Number).sort((a, b) => a - b).map((r) => [r, state.metrics[n][r]]);
+    return runSections(state.names, byRank);
+  }
+
+  function drawCharts() {
+    const all = sections();
+    const shown = all.map((sec) => ({ ...sec, charts: sec.charts.filter((c) => state.selected.has(c.metric)) }));
+    if (!shown[0].charts.length && !shown[1].charts.length) shown[0].empty = "Metrics";
+    group.setSections(shown);
+    // each checkbox shows the colours of its metric's lines
+    for (const sec of all) {
+      for (const c of sec.charts) {
+        const keys = picks.querySelector(`[data-metric="${CSS.escape(c.metric)}"]`)?.parentElement.querySelector(".jt-pick-keys");
+        if (keys) keys.replaceChildren(...c.series.map((s) => h("span", { class: "jp-train-series-key", title: s.label, style: `background: ${seriesColor(s.color)}` })));
+      }
+    }
+  }
+
   function updatePicks() {
-    for (const n of Object.keys(state.metrics).sort()) {
+    for (const n of state.names) {
       if (picks.querySelector(`[data-metric="${CSS.escape(n)}"]`)) continue;
-      if (!NOT_CHARTED.includes(n) && !n.includes("@r")) state.selected.add(n);
+      if (!NOT_CHARTED.includes(n)) state.selected.add(n);
       const box = h("input", { type: "checkbox", "data-metric": n });
       box.checked = state.selected.has(n);
       box.addEventListener("change", () => { box.checked ? state.selected.add(n) : state.selected.delete(n); redrawChart(); });
-      picks.append(h("label", {}, box, " " + n));
+      picks.append(h("label", { title: n }, box, h("span", { class: "jt-pick-keys" }), " " + metricTitle(n)));
     }
   }
 
   function updateProgress() {
-    const p = progressOf(state.run, state.metrics);
+    const p = progressOf(state.run, state.metrics, state.text["rank_0.txt"]);
     if (p === null) return;
     progress.hidden = false;
-    bar.style.width = `${(p * 100).toFixed(1)}%`;
-    bar.textContent = `${Math.round(p * 100)}%`;
+    progress.dataset.source = p.source;
+    bar.style.width = `${(p.fraction * 100).toFixed(1)}%`;
+    bar.textContent = `${Math.round(p.fraction * 100)}%`;
+    barLabel.textContent = p.label;
+  }
+
+  // The log pane follows rank 0, or the failing rank once the run failed, unless picked by hand.
+  function followLog() {
+    if (state.picked) return;
+    const run = state.run;
+    let want = null;
+    if (run && run.status === "Failed") want = `rank_${(run.properties && run.properties.failed_rank) || 0}.txt`;
+    if (!want || !state.logs[want]) want = state.logs["rank_0.txt"] ? "rank_0.txt" : null;
+    if (want && want !== state.rank) {
+      state.rank = want; rankSel.value = want; showLog();
+    }
   }
 
   function updateStatus() {
@@ -195,28 +225,35 @@ function render({ model, el }) {
       state.run = msg.run;
       updateStatus();
       updateProgress();
+      followLog();
     } else if (msg.type === "log") {
       if (state.offsets[msg.name] !== undefined && msg.offset < state.offsets[msg.name]) return; // seen
       state.offsets[msg.name] = msg.next_offset;
       state.text[msg.name] = ((state.text[msg.name] || "") + msg.text).slice(-200000);
-      const lines = (state.logs[msg.name] || []).concat(msg.text.replace(/\n$/, "").split("\n"));
+      // a tqdm bar rewrites its line with \r: show each line's last update
+      const lines = (state.logs[msg.name] || []).concat(msg.text.replace(/\n$/, "").split("\n").map((l) => l.slice(l.lastIndexOf("\r") + 1)));
       state.logs[msg.name] = lines.slice(-MAX_LOG_LINES);
       if (![...rankSel.options].some((o) => o.value === msg.name)) {
         rankSel.append(h("option", { value: msg.name }, msg.name.replace(/\.txt$/, "")));
-        if (!state.rank || (state.rank === "supervisor.txt" && msg.name.startsWith("rank_"))) {
+        if (!state.rank) {
           state.rank = msg.name; rankSel.value = msg.name;
         }
       }
       if (msg.name === state.rank) showLog();
+      followLog();
+      if (msg.name === "rank_0.txt") updateProgress();
       if (state.run && state.run.status === "Failed") updateStatus();
     } else if (msg.type === "metrics") {
       state.cursor = msg.cursor;
       for (const m of msg.items) {
         if (isImagePath(m.value)) showImage(m.value);
         if (typeof m.value !== "number") continue;
-        // rank 0's series is "name"; other ranks' are "name@rN" (listed, not charted by default)
-        const key = m.rank ? `${m.name}@r${m.rank}` : m.name;
-        (state.metrics[key] = state.metrics[key] || []).push([m.step ?? state.metrics[key].length, m.value]);
+        if (!isFinite(m.value)) continue;
+        // one series per metric and rank (for system/ metrics the rank is the node index)
+        if (!state.metrics[m.name]) { state.metrics[m.name] = {}; state.names.push(m.name); }
+        const byRank = state.metrics[m.name];
+        const pts = (byRank[m.rank || 0] = byRank[m.rank || 0] || []);
+        pts.push([m.step ?? pts.length, m.value, m.ts ?? null]);
       }
       updatePicks();
       redrawChart();

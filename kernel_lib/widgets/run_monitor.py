@@ -22,15 +22,21 @@ import traitlets
 HERE = Path(__file__).parent
 
 
-def esm(name: str) -> str:
-    """A monitor's front end: common.js (what the monitors share) and then its own file, as
-    one module's text."""
-    return (HERE / "common.js").read_text(encoding="utf-8") + "\n" + (HERE / name).read_text(encoding="utf-8")
+def esm(name: str, *shared: str) -> str:
+    """A monitor's front end: common.js (what the monitors share), the ``shared`` files (e.g.
+    chart.js, the chart the JupyterLab panel imports too) and then its own file, as one module's
+    text (an anywidget _esm is one module loaded from text; it cannot import a sibling file)."""
+    return "\n".join((HERE / n).read_text(encoding="utf-8") for n in ("common.js", *shared, name))
+
+
+def css(*names: str) -> str:
+    """Style sheets as one text (chart.css is shared with the JupyterLab panel)."""
+    return "\n".join((HERE / n).read_text(encoding="utf-8") for n in names)
 
 
 class RunMonitor(anywidget.AnyWidget):
-    _esm = esm("run_monitor.js")
-    _css = HERE / "run_monitor.css"
+    _esm = esm("run_monitor.js", "chart.js")
+    _css = css("chart.css", "run_monitor.css")
 
     run_id = traitlets.Unicode().tag(sync=True)
     experiment = traitlets.Unicode().tag(sync=True)

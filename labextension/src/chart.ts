@@ -1,14 +1,27 @@
 /**
- * A small SVG line chart for metric series (no charting dependency): axes with round ticks,
- * one line per series in theme-aware colours, a legend, and a hover read-out of the nearest
- * step. Colours come from CSS classes (.jp-train-series-N), so light and dark themes apply.
+ * The metric charts of the panel. The chart itself is kernel_lib/widgets/chart.js, the one
+ * source shared with the notebook run monitor (plain ES module, no dependency; its types are
+ * chart.d.ts beside it): small multiples with their own y axes, round ticks and gridlines on both
+ * axes, a legend that toggles lines, a hover read-out, smoothing, log y, x by step or wall time,
+ * drag-to-zoom, and colours from CSS variables (light and dark themes).
  */
 
-import { el } from './dom';
-import { formatValue } from './format';
-import { extent, ISeries, ticks } from './metrics';
+import {
+  ChartGroup,
+  IChartSeries,
+  renderChart as renderSharedChart
+} from '../../kernel_lib/widgets/chart.js';
+import { ISeries } from './metrics';
 
-const PALETTE_SIZE = 8;
+export {
+  ChartGroup,
+  formatTick,
+  isSystemMetric,
+  lineLabel,
+  metricTitle,
+  runSections
+} from '../../kernel_lib/widgets/chart.js';
+export type { IChartSection, IChartSeries } from '../../kernel_lib/widgets/chart.js';
 
 export interface IChartOptions {
   title: string;
@@ -18,126 +31,18 @@ export interface IChartOptions {
 }
 
 /**
- * Render ``series`` into a new element: a figure with a title, the SVG and a legend.
- * data-testid="jp-train-chart", data-metric=title, data-series=count, data-points=total.
+ * One chart of ``series`` that keeps its own view (legend toggles, zoom by drag, reset by
+ * double-click): data-testid="jp-train-chart", data-metric=title, data-series, data-points.
  */
-export function renderChart(series: ReadonlyArray<ISeries>, options: IChartOptions): HTMLElement {
-  const width = options.width ?? 420;
-  const height = options.height ?? 220;
-  const m = { top: 10, right: 14, bottom: 28, left: 56 };
-  const figure = document.createElement('figure');
-  figure.className = 'jp-train-chart';
-  figure.dataset.testid = 'jp-train-chart';
-  figure.dataset.metric = options.title;
-  figure.dataset.series = String(series.length);
-  figure.dataset.points = String(series.reduce((n, s) => n + s.points.length, 0));
-  const caption = document.createElement('figcaption');
-  caption.className = 'jp-train-chart-title';
-  caption.textContent = options.title;
-  figure.appendChild(caption);
-
-  const box = extent(series);
-  const svg = el('svg', {
-    viewBox: `0 0 ${width} ${height}`,
-    width: '100%',
-    preserveAspectRatio: 'xMidYMid meet',
-    role: 'img',
-    'aria-label': `${options.title} chart`
-  });
-  figure.appendChild(svg);
-  if (!box) {
-    const t = el('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'jp-train-chart-empty' }, svg);
-    t.textContent = 'No numeric points yet';
-    return figure;
-  }
-  const pw = width - m.left - m.right;
-  const ph = height - m.top - m.bottom;
-  const sx = (x: number) => m.left + ((x - box.x[0]) / (box.x[1] - box.x[0])) * pw;
-  const sy = (y: number) => m.top + ph - ((y - box.y[0]) / (box.y[1] - box.y[0])) * ph;
-
-  const grid = el('g', { class: 'jp-train-chart-grid' }, svg);
-  for (const v of ticks(box.y[0], box.y[1], 4)) {
-    if (v < box.y[0] || v > box.y[1]) {
-      continue;
-    }
-    el('line', { x1: m.left, x2: m.left + pw, y1: sy(v), y2: sy(v) }, grid);
-    const label = el('text', { x: m.left - 6, y: sy(v) + 3, 'text-anchor': 'end', class: 'jp-train-chart-tick' }, svg);
-    label.textContent = formatValue(v);
-  }
-  const xTicks = ticks(box.x[0], box.x[1], 5).filter(
-    v => v >= box.x[0] && v <= box.x[1] && (box.x[1] - box.x[0] > 5 ? Number.isInteger(v) : true)
-  );
-  for (const v of xTicks) {
-    const label = el('text', { x: sx(v), y: m.top + ph + 16, 'text-anchor': 'middle', class: 'jp-train-chart-tick' }, svg);
-    label.textContent = formatValue(v);
-  }
-  el('line', { x1: m.left, x2: m.left + pw, y1: m.top + ph, y2: m.top + ph, class: 'jp-train-chart-axis' }, svg);
-  el('line', { x1: m.left, x2: m.left, y1: m.top, y2: m.top + ph, class: 'jp-train-chart-axis' }, svg);
-  if (options.xLabel) {
-    const xl = el('text', { x: m.left + pw, y: height - 2, 'text-anchor': 'end', class: 'jp-train-chart-tick' }, svg);
-    xl.textContent = options.xLabel;
-  }
-
-  series.forEach((s, i) => {
-    const cls = `jp-train-series jp-train-series-${i % PALETTE_SIZE}`;
-    if (s.points.length === 1) {
-      const [x, y] = s.points[0];
-      el('circle', { cx: sx(x), cy: sy(y), r: 3, class: cls }, svg);
-    } else if (s.points.length > 1) {
-      const d = s.points.map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('');
-      el('path', { d, class: cls, fill: 'none' }, svg);
-    }
-  });
-
-  // Hover: a vertical rule at the nearest x and the series' values there.
-  const rule = el('line', { y1: m.top, y2: m.top + ph, class: 'jp-train-chart-rule', visibility: 'hidden' }, svg);
-  const readout = document.createElement('div');
-  readout.className = 'jp-train-chart-readout';
-  readout.hidden = true;
-  figure.appendChild(readout);
-  const xs = Array.from(new Set(series.flatMap(s => s.points.map(p => p[0])))).sort((a, b) => a - b);
-  svg.addEventListener('mousemove', (ev: MouseEvent) => {
-    const rect = svg.getBoundingClientRect();
-    if (!rect.width) {
-      return;
-    }
-    const px = ((ev.clientX - rect.left) / rect.width) * width;
-    const x = box.x[0] + ((px - m.left) / pw) * (box.x[1] - box.x[0]);
-    let best = xs[0];
-    for (const v of xs) {
-      if (Math.abs(v - x) < Math.abs(best - x)) {
-        best = v;
-      }
-    }
-    rule.setAttribute('x1', String(sx(best)));
-    rule.setAttribute('x2', String(sx(best)));
-    rule.setAttribute('visibility', 'visible');
-    const parts = series
-      .map((s, i) => {
-        const p = s.points.find(q => q[0] === best);
-        return p ? `<span class="jp-train-series-key jp-train-series-${i % PALETTE_SIZE}"></span>${escapeHtml(s.label)}: ${formatValue(p[1])}` : '';
-      })
-      .filter(Boolean);
-    readout.innerHTML = `step ${formatValue(best)} · ${parts.join(' · ')}`;
-    readout.hidden = false;
-  });
-  svg.addEventListener('mouseleave', () => {
-    rule.setAttribute('visibility', 'hidden');
-    readout.hidden = true;
-  });
-
-  if (series.length > 1 || (series[0] && series[0].label !== options.title)) {
-    const legend = document.createElement('div');
-    legend.className = 'jp-train-chart-legend';
-    series.forEach((s, i) => {
-      const item = document.createElement('span');
-      item.className = 'jp-train-chart-legend-item';
-      const key = document.createElement('span');
-      key.className = `jp-train-series-key jp-train-series-${i % PALETTE_SIZE}`;
-      item.append(key, document.createTextNode(s.label));
-      legend.appendChild(item);
-    });
-    figure.appendChild(legend);
+export function renderChart(series: ReadonlyArray<ISeries | IChartSeries>, options: IChartOptions): HTMLElement {
+  const group = new ChartGroup({ xLabel: options.xLabel, chartWidth: options.width, chartHeight: options.height });
+  let figure = draw();
+  function draw(): HTMLElement {
+    return renderSharedChart(series, { ...options, metric: options.title, onChange: () => {
+      const next = draw();
+      figure.replaceWith(next);
+      figure = next;
+    } }, group.view);
   }
   return figure;
 }

@@ -156,6 +156,21 @@ export class MetricHistory {
     return { label: label ?? (rank === 0 ? name : `${name} [rank ${rank}]`), points };
   }
 
+  /**
+   * Like ``series`` with each point's timestamp as a third element where it is known (streamed
+   * points carry ``ts``; the server's downsampled view does not): what a wall-time axis needs.
+   */
+  timedSeries(name: string, rank = 0): Array<[number, number] | [number, number, number | null]> {
+    const e = this._byName.get(name)?.get(rank);
+    const points: Array<[number, number] | [number, number, number | null]> = e ? e.base.slice() : [];
+    e?.points.forEach((p, i) => {
+      if (isNumber(p)) {
+        points.push([p.step ?? e.baseCount + i, p.value as number, p.ts ?? null]);
+      }
+    });
+    return points.sort((a, b) => a[0] - b[0]);
+  }
+
   private _entry(name: string): Map<number, ISeriesEntry> {
     let byRank = this._byName.get(name);
     if (!byRank) {

@@ -5,7 +5,7 @@
  */
 
 import { TrainApi } from './api';
-import { renderChart } from './chart';
+import { ChartGroup, runSections } from './chart';
 import { h } from './dom';
 import { formatValue } from './format';
 import { CHART_POINTS, IMetricPoint, MetricHistory } from './metrics';
@@ -32,6 +32,7 @@ export class RunMetrics {
   ) {
     this._table = h('table', { class: 'jp-train-kv jp-train-metrics-table', testid: 'jp-train-metrics-table' });
     this._charts = h('div', { class: 'jp-train-charts', testid: 'jp-train-charts' });
+    this._charts.appendChild(this._group.element);
     panel.append(this._table, this._charts);
     this._images = new RunImages(panel, options.api, options.runId);
   }
@@ -76,18 +77,10 @@ export class RunMetrics {
       ...latest.map(m => h('tr', { 'data-metric': m.name }, h('td', {}, m.name), h('td', {}, formatValue(m.value)), h('td', {}, m.step === null ? '' : String(m.step))))
     );
     this._table.hidden = latest.length === 0;
-    const names = metrics.chartable;
-    if (!names.length) {
-      this._charts.replaceChildren(h('p', { class: 'jp-train-message' },
-        latest.length ? 'Charts appear when a metric has two or more numeric points.' : 'No metrics logged yet. Log them with Run.get_context().log(name, value).'));
-      return;
-    }
-    this._charts.replaceChildren(
-      ...names.map(name => {
-        const ranks = metrics.ranks(name);
-        return renderChart(ranks.map(r => metrics.series(name, r, ranks.length > 1 ? `rank ${r}` : name)), { title: name, xLabel: 'step' });
-      })
-    );
+    const names = metrics.names.filter(n => metrics.chartable.includes(n));
+    const sections = runSections(names, name => metrics.ranks(name).map(r => [r, metrics.timedSeries(name, r)]));
+    sections[0].empty = latest.length ? 'Charts appear when a metric has two or more numeric points.' : 'Metrics';
+    this._group.setSections(sections);
   }
 
   /** Stop a pending reload of the view (the run view closes). */
@@ -120,6 +113,7 @@ export class RunMetrics {
   }
 
   private _history = new MetricHistory();
+  private _group = new ChartGroup({ xLabel: 'step' });
   private _images: RunImages;
   private _timer: number | null = null;
   private _reload: number | null = null;

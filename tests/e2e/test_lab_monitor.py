@@ -192,7 +192,7 @@ def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
         page.wait_for_function(
             "document.querySelector('[data-testid=jt-status]').textContent === 'Running'",
             timeout=60_000)
-        line = ".jt-monitor >> nth=0 >> [data-testid=jt-chart] polyline[data-metric=loss]"
+        line = ".jt-monitor >> nth=0 >> [data-testid=jt-chart] [data-testid=jp-train-chart][data-metric=loss]"
         page.locator(line).wait_for(timeout=30_000)
         first = int(page.locator(line).get_attribute("data-points"))
         # the chart keeps gaining points while the kernel is busy in the next cell
@@ -238,7 +238,7 @@ def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
         page.locator(fresh).wait_for(timeout=60_000)
         page.wait_for_function(
             f"document.querySelector('{fresh} [data-testid=jt-status]')?.textContent === 'Completed'"
-            f" && document.querySelector('{fresh} polyline[data-metric=loss]')"
+            f" && document.querySelector('{fresh} [data-testid=jp-train-chart][data-metric=loss]')"
             "?.getAttribute('data-points') === '12'", timeout=60_000)
         page.screenshot(path=str(out / "monitor-reattached.png"))
 
@@ -273,7 +273,7 @@ def test_monitor_streams_through_the_kernel_and_shows_the_failure(headless, tmp_
         text = error.inner_text()
         assert "ValueError: learning rate -1 is out of range" in text
         assert "Traceback (most recent call last)" in text and "configure(-1)" in text
-        assert monitor.locator("polyline[data-metric=loss]").get_attribute("data-points") == "4"
+        assert monitor.locator("[data-testid=jp-train-chart][data-metric=loss]").get_attribute("data-points") == "4"
         assert not monitor.locator("[data-testid=jt-cancel]").is_visible()
         page.screenshot(path=str(out / "monitor-failed-through-kernel.png"))
 
@@ -284,7 +284,7 @@ def test_train_cell_in_notebook_7(tmp_path, browser_page):
     page = browser_page
     with lab_session(tmp_path, CELLS[:2] + [long_cell], page, "monitor-notebook7") as (url, token, out):
         open_and_run_all(page, url, token, ui="notebook")
-        line = "[data-testid=jt-chart] polyline[data-metric=loss]"
+        line = "[data-testid=jt-chart] [data-testid=jp-train-chart][data-metric=loss]"
         page.locator(line).wait_for(timeout=60_000)
         first = int(page.locator(line).get_attribute("data-points"))
         page.wait_for_function(
