@@ -47,6 +47,7 @@ export function renderParallelChart(rows: ReadonlyArray<IParallelRow>, axes: Rea
   figure.dataset.testid = options.testid;
   figure.dataset.lines = String(rows.length);
   figure.dataset.axes = String(axes.length);
+  figure.style.maxWidth = `${width}px`; // drawn at its size: never scaled up (text stays 11 px)
   const caption = document.createElement('figcaption');
   caption.className = 'jp-train-chart-title';
   caption.textContent = options.caption;

@@ -71,7 +71,7 @@ def test_panel_lists_live_opens_logs_and_charts_cancels_and_compares(tmp_path, b
         first = lab.submit("count.py", ["--n", 12, "--sleep", 0.15])
         lab.row(first["id"]).wait_for(timeout=10_000)
         appeared = time.monotonic() - t0
-        second = lab.submit("count.py", ["--n", 6, "--sleep", 0.05], tags={"lr": "0.01"})
+        second = lab.submit("count.py", ["--n", 6, "--sleep", 0.05], tags={"lr": "0.01", "display_name": "short one"})
         lab.row(second["id"]).wait_for(timeout=10_000)
         print(f"a new run appeared in the panel {appeared * 1000:.0f} ms after its POST")
         assert appeared < 5  # the goal is 1 s (measured above); a shared machine gets slack
@@ -81,6 +81,13 @@ def test_panel_lists_live_opens_logs_and_charts_cancels_and_compares(tmp_path, b
         lab.row_status(second["id"], "Completed")
         # the primary metric (the loss series) shows in the row
         assert "loss 0.08333" in lab.row(first["id"]).inner_text()
+        # ... beside its parameters, and a display name and tags where the run has them
+        assert lab.row(first["id"]).locator("[data-testid=jp-train-run-params]").inner_text() == "n=12 sleep=0.15 · tags finished=yes"  # count.py tags itself
+        assert lab.row(second["id"]).locator(".jp-train-run-name").inner_text().startswith("short one ")
+        assert lab.row(second["id"]).locator("[data-testid=jp-train-run-params]").inner_text() == "n=6 sleep=0.05 · tags lr=0.01 finished=yes"
+        metric_box = lab.row(first["id"]).locator("[data-testid=jp-train-run-metric]").evaluate(
+            "el => [el.scrollWidth, el.clientWidth]")
+        assert metric_box[0] <= metric_box[1], f"the primary metric is cut: {metric_box}"
         page.screenshot(path=str(out / "panel-runs.png"))
 
         # Opening a run shows its overview, its log lines and a chart of its metric.
@@ -93,6 +100,9 @@ def test_panel_lists_live_opens_logs_and_charts_cancels_and_compares(tmp_path, b
         phases = view.locator("[data-testid=jp-train-phases] [data-phase]")
         assert {"Queued", "Running"} <= set(phases.evaluate_all("els => els.map(e => e.dataset.phase)"))
         assert "ScriptRunConfig(" in view.locator("[data-testid=jp-train-sdk-code]").inner_text()
+        params = view.locator("[data-testid=jp-train-params] tr").evaluate_all(
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+        assert params == [["n", "12", "argument"], ["sleep", "0.15", "argument"]]
         view.locator("[data-testid=jp-train-tab-logs]").click()
         log = view.locator("[data-testid=jp-train-log]")
         page.wait_for_function("el => el.textContent.includes('line 11') && el.textContent.includes('done')",
@@ -133,7 +143,38 @@ def test_panel_lists_live_opens_logs_and_charts_cancels_and_compares(tmp_path, b
         assert loss.get_attribute("data-series") == "2"
         assert loss.locator("path.jp-train-series").count() == 2
         assert compare.locator("[data-testid=jp-train-compare-table] tr[data-run-id]").count() == 2
+        # parameters and tags are columns (the ones that differ in bold), and set against the
+        # primary metric in parallel coordinates: an axis per parameter, one for loss
+        heads = compare.locator("[data-testid=jp-train-compare-table] th").all_inner_texts()
+        assert heads[4:7] == ["n", "sleep", "Tags"] and "loss" in heads
+        assert compare.locator("th.jp-train-compare-differs").all_inner_texts() == ["n", "sleep"]
+        row2 = compare.locator(f"[data-testid=jp-train-compare-table] tr[data-run-id='{second['id']}']")
+        assert row2.locator("td[data-param=n]").inner_text() == "6"
+        assert "short one" in row2.inner_text() and "lr=0.01" in row2.inner_text()
+        parallel = compare.locator("[data-testid=jp-train-compare-parallel]")
+        parallel.wait_for(timeout=10_000)
+        assert parallel.get_attribute("data-lines") == "2" and parallel.get_attribute("data-axes") == "3"
+        axes = parallel.locator("g.jp-train-pc-axis").evaluate_all("gs => gs.map(g => g.dataset.axis)")
+        assert axes == ["n", "sleep", "loss"]
+        assert compare.locator("[data-testid=jp-train-compare-metric-select]").input_value() == "loss"
+        # lower loss is better: the run with 12 steps (loss 1/12) has the best shade
+        best = parallel.locator(f"path.jp-train-pc-line[data-run-id='{first['id']}']").get_attribute("class")
+        assert "jp-train-pc-q4" in best, best
         page.screenshot(path=str(out / "compare.png"))
+
+        # A run from a notebook cell: its SDK code carries the cell's text (from its snapshot),
+        # not a file the user does not have.
+        cell = "print('from a cell')\n"
+        from_cell = lab.call("POST", "runs", {"experiment": "cells", "script": "cell_train.py",
+                                             "extra_files": {"cell_train.py": cell}}, expect=201)
+        lab.wait_status(from_cell["id"], {"Completed"})
+        lab.row(from_cell["id"]).locator(".jp-train-run-name").click()
+        sel = f"[data-testid=jp-train-runview][data-run-id='{from_cell['id']}'] [data-testid=jp-train-sdk-code]"
+        # (the overview is drawn again when the cell's text comes: look the block up each time)
+        page.wait_for_function("s => document.querySelector(s)?.textContent.includes(\"cell = '''print('from a cell')\")",
+                               arg=sel, timeout=10_000)
+        code = page.locator(sel)
+        assert "open(" not in code.inner_text() and "extra_files={'cell_train.py': cell}" in code.inner_text()
 
 
 def test_panel_filters_resubmits_registers_and_reports_errors(tmp_path, browser_page):
