@@ -107,8 +107,9 @@ export function smooth(points, weight) {
 
 // ---- names ----------------------------------------------------------------------------------
 
-const UNITS = { percent: "%", pct: "%", mb: "MB", mib: "MiB", gb: "GB", gib: "GiB", kb: "KB", bytes: "bytes",
-  w: "W", watts: "W", c: "°C", celsius: "°C", mhz: "MHz", s: "s", seconds: "s", ms: "ms", mbps: "MB/s" };
+const UNITS = { percent: "%", percentage: "%", pct: "%", mb: "MB", megabytes: "MB", mib: "MiB", gb: "GB",
+  gigabytes: "GB", gib: "GiB", kb: "KB", kilobytes: "KB", bytes: "bytes", w: "W", watts: "W", c: "°C",
+  celsius: "°C", mhz: "MHz", s: "s", seconds: "s", ms: "ms", mbps: "MB/s" };
 const WORDS = { cpu: "CPU", gpu: "GPU", util: "utilization", mem: "memory", net: "network", io: "I/O",
   rx: "received", tx: "sent", temp: "temperature", rss: "RSS", vram: "VRAM" };
 
@@ -122,10 +123,15 @@ export function metricTitle(name) {
   if (!isSystemMetric(name)) return name;
   const words = name.slice("system/".length).split(/[_/.\s-]+/).filter(Boolean);
   let unit = "";
-  const last = (words[words.length - 1] || "").toLowerCase();
+  const lower = words.map((w) => w.toLowerCase());
+  const perSecond = lower.length > 3 && lower[lower.length - 2] === "per" && ["second", "s", "sec"].includes(lower[lower.length - 1]);
+  if (perSecond) { words.splice(-2); lower.splice(-2); }
+  const last = lower[lower.length - 1] || "";
   if (words.length > 1 && UNITS[last]) {
-    unit = UNITS[last];
+    unit = UNITS[last] + (perSecond ? "/s" : "");
     words.pop();
+  } else if (perSecond) {
+    words.push("per", "second");
   }
   if (unit === "%" && words.length && ["cpu", "gpu"].includes(words[words.length - 1].toLowerCase())) words.push("util");
   if (unit === "%" && words.length > 1 && /^\d+$/.test(words[words.length - 1]) && words[0].toLowerCase() === "gpu") words.push("util");
@@ -286,8 +292,11 @@ export function renderChart(series, options = {}, view = defaultView()) {
       if (t < x0 - 1e-9 || t > x1 + 1e-9) continue;
       const x = sx(t);
       svgEl("line", { x1: x, x2: x, y1: m.top, y2: m.top + ph }, grid);
-      const text = svgEl("text", { x, y: m.top + ph + 14, "text-anchor": "middle", class: "jp-train-chart-tick", "data-axis": "x" }, labels);
-      text.textContent = formatTick(t, xt.step);
+      const label = formatTick(t, xt.step);
+      const half = (label.length * CHAR_PX) / 2;
+      const anchor = x + half > width - 2 ? "end" : x - half < 2 ? "start" : "middle";
+      const text = svgEl("text", { x, y: m.top + ph + 14, "text-anchor": anchor, class: "jp-train-chart-tick", "data-axis": "x" }, labels);
+      text.textContent = label;
     }
     svgEl("path", { d: `M${m.left},${m.top}V${m.top + ph}H${m.left + pw}`, class: "jp-train-chart-axis", fill: "none" }, svg);
     const xl = svgEl("text", { x: m.left + pw / 2, y: height - 4, "text-anchor": "middle", class: "jp-train-chart-axis-label", "data-axis": "x" }, labels);

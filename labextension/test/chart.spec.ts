@@ -65,6 +65,10 @@ describe('ticks and labels', () => {
     expect(metricTitle('system/cpu_utilization_percent')).toBe('CPU utilization (%)');
     expect(metricTitle('system/gpu_0_memory_mb')).toBe('GPU 0 memory (MB)');
     expect(metricTitle('system/gpu_1_percent')).toBe('GPU 1 utilization (%)');
+    expect(metricTitle('system/cpu_utilization_percentage')).toBe('CPU utilization (%)');
+    expect(metricTitle('system/system_memory_usage_megabytes')).toBe('System memory usage (MB)');
+    expect(metricTitle('system/disk_read_megabytes_per_second')).toBe('Disk read (MB/s)');
+    expect(metricTitle('system/gpu_0_memory_mb')).toBe('GPU 0 memory (MB)');
     expect(metricTitle('loss')).toBe('loss');
   });
 });
