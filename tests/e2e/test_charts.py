@@ -299,3 +299,43 @@ def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page):
             "document.querySelectorAll('.jt-monitor [data-testid=jt-rank]')[1]?.value === 'rank_1.txt'", timeout=15_000)
         assert "rank one broke" in failing.locator("[data-testid=jt-log]").inner_text()
         failing.screenshot(path=str(out / "charts-monitor-failed-rank.png"))
+
+
+def test_system_section_from_the_real_recorder(tmp_path, browser_page, monkeypatch):
+    """The supervisor's system-metrics recorder (jupyter_ext/launcher/sysmetrics.py), sampling
+    every 0.3 s: its metrics land in the run view's System section, a line per node."""
+    import pytest
+
+    contract = pytest.importorskip("jupyter_ext.contract")
+    name = getattr(contract, "ENV_SYSTEM_METRICS_INTERVAL", None)
+    if name is None:
+        pytest.skip("no system-metrics recorder in this tree")
+    monkeypatch.setenv(name, "0.3")
+    page = browser_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "busy.py").write_text("import time\nt = time.time()\nwhile time.time() - t < 3:\n    sum(range(10000))\n")
+    with lab_session(tmp_path, ["print('hello')"], page, "charts-recorder") as (url, token, out):
+        lab = Lab(page, url, token)
+        lab.open_panel()
+        run = lab.call("POST", "runs", {"experiment": "recorder", "source_directory": str(src),
+                                        "script": "busy.py", "arguments": []}, expect=201)
+        lab.wait_status(run["id"], ("Completed", "Failed"), timeout=90)
+        series = lab.call("GET", f"runs/{run['id']}/metrics/series?points=0")["series"]
+        recorded = [s["name"] for s in series if s["name"].startswith("system/") and s["numeric"] >= 2]
+        assert recorded, f"the recorder wrote no system/ series with 2+ points: {[s['name'] for s in series]}"
+        lab.row_status(run["id"], "Completed")
+        lab.row(run["id"]).locator(".jp-train-run-name").click()
+        view = page.locator(f"[data-testid=jp-train-runview][data-run-id='{run['id']}']")
+        view.locator("[data-testid=jp-train-tab-metrics]").click()
+        system = view.locator("[data-section=system]")
+        system.wait_for(timeout=15_000)
+        charts = system.locator("[data-testid=jp-train-chart]")
+        assert sorted(charts.evaluate_all("els => els.map(e => e.dataset.metric)")) == sorted(recorded)
+        titles = system.locator("figcaption").all_inner_texts()
+        assert not [t for t in titles if "system/" in t or "_" in t], titles
+        assert charts.first.locator(".jp-train-chart-legend-item").all_inner_texts() == ["node 0"]
+        system.screenshot(path=str(out / "charts-system-recorder.png"))
+        check_readable(page, f"[data-testid=jp-train-runview][data-run-id='{run['id']}'] [data-section=system]", "system, light")
+        print("recorder's charts:", ", ".join(titles))
