@@ -34,6 +34,26 @@ def metrics_file_name(rank: int) -> str:
     return f"rank_{rank}{METRICS_SUFFIX}"
 
 
+# System metrics: each node's supervisor (or Ray agent) samples its host and its own process tree
+# into metrics/system_<node>.jsonl, records as above (step: the sample's number, time: wall
+# time), every ENV_SYSTEM_METRICS_INTERVAL seconds. Their series are named SYSTEM_PREFIX + an
+# MLflow system-metric name ("system/cpu_utilization_percentage", "system/gpu_0_power_usage_watts",
+# launcher.sysmetrics), and their rank is the NODE index, not a training rank: nothing that picks a
+# run's primary metric or its ranks counts them.
+SYSTEM_PREFIX = "system/"
+SYSTEM_METRICS_DEFAULT_S = 5.0
+
+
+def system_metrics_file_name(node: int) -> str:
+    """The name of node ``node``'s system-metric file in METRICS_DIR (its rank: ``node``)."""
+    return f"system_{node}{METRICS_SUFFIX}"
+
+
+def is_system_metric(name: str) -> bool:
+    """Whether a series is a system metric (a node's, not the training script's)."""
+    return name.startswith(SYSTEM_PREFIX)
+
+
 # -- environment variables -----------------------------------------------------------------
 ENV_RUN_ID = "JUPYTER_TRAIN_RUN_ID"
 ENV_EXPERIMENT = "JUPYTER_TRAIN_EXPERIMENT"
@@ -50,6 +70,7 @@ ENV_WORKSPACE = "JUPYTER_TRAIN_WORKSPACE"
 ENV_URL = "JUPYTER_TRAIN_URL"
 ENV_TOKEN = "JUPYTER_TRAIN_TOKEN"
 ENV_AZUREML_COMPAT = "JUPYTER_TRAIN_AZUREML_COMPAT"
+ENV_SYSTEM_METRICS_INTERVAL = "JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL"
 
 # Every variable: what it holds, who sets it and who reads it.
 ENV_VARS = {
@@ -71,6 +92,9 @@ ENV_VARS = {
     ENV_TOKEN: "the token for ENV_URL; set by a user",
     ENV_AZUREML_COMPAT: "0: a job whose environment has Azure ML's SDK imports it, not jupyter-train's "
                         "azureml.core; set by a user, read by rank_entry",
+    ENV_SYSTEM_METRICS_INTERVAL: "seconds between samples of each node's system metrics (default "
+                                 "5; 0 turns them off); set by a user in the server's environment, "
+                                 "read by the supervisor and the Ray node agents",
 }
 
 # Set by the supervisor in the environment of every job process.

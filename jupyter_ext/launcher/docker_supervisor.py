@@ -46,6 +46,25 @@ class _Container(RemoteProc):
         return int(state.get("ExitCode", 1))
 
 
+class ContainerUsage:
+    """A container's (CPU seconds so far, memory in use) from the engine's stats (one shot, as
+    ``docker stats`` counts memory: usage less the inactive file cache); None once it is gone."""
+
+    def __init__(self, container):
+        self.c = container
+
+    def __call__(self) -> tuple[float, int] | None:
+        try:
+            stats = self.c.stats(stream=False, one_shot=True)
+            cpu = stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+            mem = stats.get("memory_stats") or {}
+            more = mem.get("stats") or {}
+            cache = more.get("inactive_file", more.get("total_inactive_file", 0))
+            return cpu, max(0, int(mem.get("usage", 0)) - int(cache))
+        except Exception:  # exited, removed, or the engine busy: no figures this time
+            return None
+
+
 class DockerSupervisor(RemoteSupervisor):
     engine = "the Docker engine"
     CONNECT_S = 15.0  # nothing here starts the engine: one that refuses now is down
@@ -223,6 +242,18 @@ class DockerSupervisor(RemoteSupervisor):
                     f.flush()
         except Exception:
             pass  # the container is gone; what it wrote is in the file
+
+    def system_sources(self) -> list:
+        """Each node container's CPU and memory from the engine; this host's figures and the
+        node's GPUs (the host's device ids, its gpu_0, gpu_1, ... in that order) where the engine
+        is this host's (it sees this host's files), not in copy mode."""
+        from .sysmetrics import NodeSource
+
+        containers = self.keepers or [p for _, p in self.procs if isinstance(p, _Container)]
+        local = not self.copy_mode
+        return [NodeSource(i, ContainerUsage(p.c), host=local,
+                           gpus=(self.spec.node_gpus[i] if i < len(self.spec.node_gpus) else "") if local else "")
+                for i, p in enumerate(containers)]
 
     # -- stop, end, release -------------------------------------------------------------------
     def _containers(self) -> list[_Container]:

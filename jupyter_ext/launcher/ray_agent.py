@@ -53,6 +53,7 @@ class NodeAgent:
         self.root: Path | None = None
         self.copy = False
         self.lib: str | None = None  # a folder to put first on PYTHONPATH (shipped packages)
+        self.sampler = None  # sysmetrics.SystemSampler of this node, while its command runs
 
     def hello(self, run_dir: str, token: str, shared: bool | None, lib_fingerprint: str,
               use_own_lib: bool = True) -> dict:
@@ -157,7 +158,33 @@ class NodeAgent:
                 raise OSError(f"the node keeper did not start the command; see logs/{log_name}.txt")
             time.sleep(0.02)
         self.keeper = read_state(self.state)
+        self._start_sampler(env, log_name)
         return self.keeper["command"]
+
+    def _start_sampler(self, env: dict, log_name: str) -> None:
+        """This node's system metrics into its metrics/ (collect brings them back in copy mode),
+        at the interval the supervisor passed in ``env``; the GPUs Ray gave this actor."""
+        try:
+            sysmetrics = self._launcher("sysmetrics")
+            say_to = self.root / "logs" / f"{log_name}.txt"
+
+            def say(text: str) -> None:
+                with open(say_to, "a") as f:
+                    f.write(f"[node agent] {text}\n")
+
+            command = self.keeper["command"]
+            node = sysmetrics.NodeSource(self.index, sysmetrics.ProcessTree(lambda: [command]),
+                                         gpus=os.environ.get("CUDA_VISIBLE_DEVICES"))
+            self._stop_sampler()
+            self.sampler = sysmetrics.start_sampler(self.root / "metrics", [node], str(self.root), say=say,
+                                                    environ=env)
+        except Exception:
+            self.sampler = None  # never the run's problem
+
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
 
     def poll(self):
         if self.keeper is None:
@@ -165,9 +192,11 @@ class NodeAgent:
         read_state = self._launcher("node_keeper").read_state
         state = read_state(self.state)
         if "code" in state:
+            self._stop_sampler()  # its last sample, before the supervisor's last collect
             return state["code"]
         if not self._launcher("procs").is_alive(self.keeper["keeper"]):
             state = read_state(self.state)  # it may have written its last word just now
+            self._stop_sampler()
             return state.get("code", 137)
         return None
 
@@ -190,6 +219,7 @@ class NodeAgent:
         both, and an end to every process whose environment names this node's run folder."""
         if self.keeper is None:
             return None
+        self._stop_sampler()
         if self.poll() is None:
             try:
                 os.kill(self.keeper["keeper"], signal.SIGTERM)

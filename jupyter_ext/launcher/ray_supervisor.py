@@ -19,7 +19,8 @@ from . import payload, ray_agent, transfer
 from .commands import fill, late_names
 from .ray_agent import PROBE, NodeAgent
 from .remote_supervisor import RemoteProc, RemoteSupervisor, tcp_hint
-from ..contract import ENV_RAY_SHIP_PACKAGES
+from .sysmetrics import interval_from_env
+from ..contract import ENV_RAY_SHIP_PACKAGES, ENV_SYSTEM_METRICS_INTERVAL
 
 PG_TIMEOUT_S = 120  # to be granted the job's bundles
 ENV_TIMEOUT_S = 900  # for Ray to build an environment on a node
@@ -220,6 +221,8 @@ class RaySupervisor(RemoteSupervisor):
             node = fill(self.spec, node, {**late, "PYTHON": python, "RUN_DIR": info["root"]})
             nodes.append(node)
             env = self.contract_env(node, info["root"])
+            # the node agent's system-metric sampler reads it there (not the job's business)
+            env[ENV_SYSTEM_METRICS_INTERVAL] = str(interval_from_env())
             starts.append(agent.start.remote(node.argv, node.cwd, env, node.log_name, self.spec.cancel_grace_s))
         self.spec.nodes = nodes
         pids = ray.get(starts)

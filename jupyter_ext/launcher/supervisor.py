@@ -95,6 +95,7 @@ class Supervisor:
         self.spec = RunSpec.load(self.rd.spec_path)
         self.cancel_requested = False
         self.procs: list[tuple[object, subprocess.Popen]] = []
+        self.sampler = None  # sysmetrics.SystemSampler of the nodes, while they run
 
     def _on_signal(self, signum, frame):
         self.cancel_requested = True
@@ -174,6 +175,30 @@ class Supervisor:
                     start_new_session=True,
                 )
             self.procs.append((node, proc))
+
+    def system_sources(self) -> list:
+        """What the system-metric sampler reads (sysmetrics.NodeSource): this host's figures and
+        each node's own process tree, under the node's index. Nodes elsewhere say it themselves."""
+        from .sysmetrics import NodeSource, ProcessTree
+
+        return [NodeSource(node.rank, ProcessTree(lambda pid=p.pid: [pid]),
+                           gpus=self.node_env(node).get("CUDA_VISIBLE_DEVICES"))
+                for node, p in self.procs if isinstance(p, subprocess.Popen)]
+
+    def start_system_metrics(self) -> None:
+        """metrics/system_<node>.jsonl while the nodes run (sysmetrics; never the run's problem)."""
+        try:
+            from .sysmetrics import start_sampler
+
+            self.sampler = start_sampler(self.rd.metrics, self.system_sources(), str(self.rd.path),
+                                         say=self.say)
+        except Exception as exc:
+            self.say(f"system metrics not sampled: {type(exc).__name__}: {exc}")
+
+    def stop_system_metrics(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
 
     def start_failure(self, exc: OSError) -> str:
         return f"Could not start {self.spec.nodes[0].argv[0]!r}: {exc.strerror or exc}"
@@ -259,7 +284,11 @@ class Supervisor:
         info["pgids"] = [p.pid for _, p in self.procs]
         self.rd.write_supervisor_info(info)
         self.rd.append_event(RunState.RUNNING, "supervisor", pids=info["pgids"])
-        self.wait_nodes()
+        self.start_system_metrics()
+        try:
+            self.wait_nodes()
+        finally:
+            self.stop_system_metrics()  # its last sample, before the run's final state
         self.end_leftovers()  # what the nodes left behind: daemons, setsid children, stragglers
         self.rd.append_event(RunState.FINALIZING, "supervisor")
         finalize_outputs(self.rd)

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from itertools import islice
 from operator import itemgetter
 
+from ..contract import is_system_metric
 from .metric_chunks import (CHUNK_COLUMNS, SUMMARY_COLUMNS, SeriesState, downsample,
                             pack_chunks, unpack_columns, unpack_points)
 
@@ -268,7 +269,9 @@ class MetricsMixin:
     def _add_primaries(self, runs: list[dict]) -> list[dict]:
         """Set each run's ``primary_metric`` {name, value, step}: the latest rank-0 value of the
         metric named by its ``primary_metric`` tag, else of its first series (a metric logged
-        more than once, like a loss per epoch), else of the first number it logged; or None."""
+        more than once, like a loss per epoch), else of the first number it logged; or None. A
+        system metric (contract.SYSTEM_PREFIX: a node's figures, not the script's) is never picked
+        unless the tag names it."""
         by_run: dict[str, list] = {}
         ids = [r["id"] for r in runs]
         for i in range(0, len(ids), 500):
@@ -281,9 +284,10 @@ class MetricsMixin:
         for run in runs:
             rows = by_run.get(run["id"], [])
             name = run["tags"].get("primary_metric") or self._primary_series.get(run["id"])
-            if not name and rows:
-                series = [r for r in rows if r["numeric"] > 1]
-                name = min(series or rows, key=itemgetter("first_numeric_id"))["name"]
+            logged = [r for r in rows if not is_system_metric(r["name"])]  # not a node's figures
+            if not name and logged:
+                series = [r for r in logged if r["numeric"] > 1]
+                name = min(series or logged, key=itemgetter("first_numeric_id"))["name"]
                 if series:
                     self._primary_series[run["id"]] = name  # stable from now on
             row = next((r for r in rows if r["name"] == name), None)
