@@ -37,10 +37,12 @@ async def test_run_lifecycle_logs_metrics_files(api, scripts_dir):
     later = await api.call("GET", f"runs/{run['id']}/metrics", cursor=metrics["items"][1]["id"])
     assert [m["id"] for m in later["items"]] == [m["id"] for m in metrics["items"][2:]]
 
-    files = (await api.call("GET", f"runs/{run['id']}/files"))["files"]
+    listing = await api.call("GET", f"runs/{run['id']}/files")
+    files = listing["files"]
     assert "outputs/result.txt" in files and "logs/rank_0.txt" in files
     body = await api.call("GET", f"runs/{run['id']}/files/outputs/result.txt")
     assert body == b"counted to 4\n"
+    assert sorted(listing["sizes"]) == sorted(files) and listing["sizes"]["outputs/result.txt"] == len(body)
     # the ignored file never reached the run's working copy
     assert not os.path.exists(os.path.join(run["run_dir"], "wd", "ignored.bin"))
 

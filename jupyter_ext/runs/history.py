@@ -17,14 +17,16 @@ def run_tree(rd: RunDir, run_id: str) -> Tree:
 
 
 def file_listing(rd: RunDir, run_id: str) -> dict:
-    """``{"files": ["outputs/...", "logs/..."], "skipped": [{"name", "reason"}]}``."""
-    files, skipped = [], []
+    """``{"files": ["outputs/...", "logs/..."], "sizes": {name: bytes}, "skipped": [{"name",
+    "reason"}]}`` (``files`` stays a list of names, as Azure ML's get_file_names())."""
+    files, sizes, skipped = [], {}, []
     with run_tree(rd, run_id) as tree:
         for top in RUN_HISTORY:
             listing = tree.list(top)
             files += [name for name, _size in listing.files]
+            sizes.update(listing.files)
             skipped += listing.skipped
-    return {"files": files, "skipped": skipped}
+    return {"files": files, "sizes": sizes, "skipped": skipped}
 
 
 def log_listing(rd: RunDir, run_id: str) -> dict:

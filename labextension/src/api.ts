@@ -256,6 +256,11 @@ export class TrainApi {
     return this.request('GET', ['runs', id, 'metrics', 'series'], { query: { points } });
   }
 
+  /** The files in run history with their sizes in bytes. */
+  fileListing(id: string): Promise<{ files: string[]; sizes: Record<string, number> }> {
+    return this.request('GET', ['runs', id, 'files']);
+  }
+
   async files(id: string): Promise<string[]> {
     return (await this.request<{ files: string[] }>('GET', ['runs', id, 'files'])).files;
   }

@@ -17,6 +17,7 @@ import { isTerminal } from './contract';
 import { append, button, h, saveBlob, statusBadge } from './dom';
 import { formatBytes, formatDuration, formatTime, formatValue } from './format';
 import { trainIcon } from './icons';
+import { previewKind, renderPreview } from './outputpreview';
 import { RunLogs } from './runlogs';
 import { RunMetrics } from './runmetrics';
 import { IRun, phaseSpans, runDuration } from './runs';
@@ -289,22 +290,43 @@ export class RunView extends Widget {
 
   private async _loadOutputs(): Promise<void> {
     let files: string[];
+    let sizes: Record<string, number> = {};
     try {
-      files = await this.ctx.api.files(this.runId);
+      ({ files, sizes } = await this.ctx.api.fileListing(this.runId));
     } catch (err) {
       this._outputs.replaceChildren(h('p', { class: 'jp-train-message jp-train-message-error' }, String((err as Error).message)));
       return;
     }
     const outputs = files.filter(f => f.startsWith('outputs/'));
     const base = this._info?.contents_path ? `${this._info.contents_path}/runs/${this.runId}` : null;
-    const rows = outputs.map(f =>
-      h('tr', { class: 'jp-train-output', 'data-file': f },
-        h('td', { class: 'jp-train-output-name' }, f.slice('outputs/'.length)),
-        h('td', {},
-          button('Download', () => void this.download(f), { testid: 'jp-train-output-download' }),
-          button('Register as model', () => void this.registerModel(f)),
-          base ? button('Open', () => void this.ctx.commands.execute('docmanager:open', { path: `${base}/${f}` })) : null))
-    );
+    const rows = outputs.flatMap(f => {
+      const kind = previewKind(f, sizes[f]);
+      const previewRow = h('tr', { class: 'jp-train-output-preview', hidden: true }, h('td', { colspan: 3 }));
+      const toggle = async () => {
+        if (previewRow.hidden && !previewRow.dataset.loaded) {
+          previewRow.dataset.loaded = '1';
+          try {
+            previewRow.firstElementChild!.replaceChildren(await renderPreview(this.ctx.api, this.runId, f, sizes[f]));
+          } catch (err) {
+            delete previewRow.dataset.loaded;
+            notifyError(`Could not preview ${f}`, err);
+            return;
+          }
+        }
+        previewRow.hidden = !previewRow.hidden;
+      };
+      return [
+        h('tr', { class: 'jp-train-output', 'data-file': f },
+          h('td', { class: 'jp-train-output-name' }, f.slice('outputs/'.length)),
+          h('td', { class: 'jp-train-output-size' }, formatBytes(sizes[f])),
+          h('td', {},
+            kind !== 'none' ? button('Preview', () => void toggle(), { testid: 'jp-train-output-preview' }) : null,
+            button('Download', () => void this.download(f), { testid: 'jp-train-output-download' }),
+            button('Register as model', () => void this.registerModel(f)),
+            base ? button('Open', () => void this.ctx.commands.execute('docmanager:open', { path: `${base}/${f}` })) : null)),
+        previewRow
+      ];
+    });
     const browse = base
       ? button('Show in file browser', () => void this.ctx.commands.execute('filebrowser:go-to-path', { path: `${base}/outputs/` }), { testid: 'jp-train-show-outputs' })
       : h('span', { class: 'jp-train-hint', title: 'The workspace is outside the Jupyter root folder (or hidden), so the file browser cannot show it; download the files instead.' },

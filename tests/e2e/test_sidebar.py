@@ -359,3 +359,23 @@ def test_run_view_shows_the_images_a_run_logs_as_they_come(tmp_path, browser_pag
         names = view.locator("[data-testid=jp-train-images] figcaption").all_inner_texts()
         assert names == ["curve.png", "curve_1.png", "figure.png"], names
         page.screenshot(path=str(out / "run-images.png"))
+
+        # the Outputs tab lists sizes and previews a table, text and an image on request
+        view.locator("[data-testid=jp-train-tab-outputs]").click()
+        row = view.locator("tr.jp-train-output[data-file='outputs/predictions.csv']")
+        row.wait_for(timeout=10_000)
+        assert row.locator(".jp-train-output-size").inner_text() == "56 B"
+        row.locator("[data-testid=jp-train-output-preview]").click()
+        table = view.locator("[data-testid=jp-train-preview][data-file='outputs/predictions.csv'] table")
+        table.wait_for(timeout=10_000)
+        cells = table.locator("tr").evaluate_all("rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+        assert cells == [["image", "label", "score"], ["1.png", "bird, small", "0.9"], ["2.png", "cat", "0.7"]]
+        view.locator("tr.jp-train-output[data-file='outputs/summary.txt'] [data-testid=jp-train-output-preview]").click()
+        text = view.locator("[data-testid=jp-train-preview][data-file='outputs/summary.txt'] pre")
+        text.wait_for(timeout=10_000)
+        assert text.inner_text() == "accuracy 0.93\n"
+        view.locator("tr.jp-train-output[data-file='outputs/images/curve.png'] [data-testid=jp-train-output-preview]").click()
+        img = view.locator("[data-testid=jp-train-preview][data-file='outputs/images/curve.png'] img")
+        page.wait_for_function("el => el.complete && el.naturalWidth === 32", arg=img.element_handle(timeout=10_000),
+                               timeout=10_000)
+        page.screenshot(path=str(out / "run-outputs.png"))

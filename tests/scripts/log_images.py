@@ -1,6 +1,7 @@
 """Logs images and Azure ML's table metrics (tracking's own Run, or with --azureml the Azure ML
 SDK v1 Run of the compatibility module), and some bad ones, which are refused while it goes on."""
 import argparse
+import os
 import struct
 import time
 import zlib
@@ -55,4 +56,10 @@ run.log_image("notes", path="log_images.py")
 run.log_confusion_matrix("broken", {"schema_type": "confusion_matrix", "data": {"class_labels": ["a"], "matrix": [[1, 2]]}})
 run.log_accuracy_table("broken_json", "{not json")
 run.log("loss", 0.5)
+# plain outputs, previewed in the run view's Outputs tab
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/predictions.csv", "w") as f:
+    f.write('image,label,score\n1.png,"bird, small",0.9\n2.png,cat,0.7\n')
+with open("outputs/summary.txt", "w") as f:
+    f.write("accuracy 0.93\n")
 print("done", flush=True)
