@@ -49,6 +49,18 @@ def system_metrics_file_name(node: int) -> str:
     return f"system_{node}{METRICS_SUFFIX}"
 
 
+# Metrics a script logs to say where it is or how it was set up, not how well it does: never
+# picked as a run's primary metric while a metric of its own is there (a run starting with
+# log("lr", 0.01) would otherwise show its learning rate in the panel).
+BOOKKEEPING_METRICS = frozenset({
+    "lr", "learning_rate", "momentum", "epoch", "epochs", "num_epochs", "step", "steps",
+    "total_steps", "max_steps", "progress", "batch_size", "seed", "iteration", "global_step"})
+
+
+def is_bookkeeping_metric(name: str) -> bool:
+    return name.lower() in BOOKKEEPING_METRICS
+
+
 def is_system_metric(name: str) -> bool:
     """Whether a series is a system metric (a node's, not the training script's)."""
     return name.startswith(SYSTEM_PREFIX)

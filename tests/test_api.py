@@ -9,6 +9,7 @@ import time
 import pytest
 
 from jupyter_ext.launcher.procs import is_alive
+from tests.conftest import TERMINAL
 
 
 async def test_run_lifecycle_logs_metrics_files(api, scripts_dir):
@@ -313,6 +314,33 @@ async def test_runs_carry_their_primary_metric(api):
     assert listed[run["id"]]["primary_metric"]["value"] == 0.25
     quiet = await api.wait((await api.submit("sleep_a_bit.py"))["id"])
     assert quiet["primary_metric"] is None
+
+
+async def test_a_starting_run_shows_its_own_metric_not_its_learning_rate(api, tmp_path):
+    """lr and epoch come first, logged once, as training scripts do; the run's own metric (loss,
+    logged once so far) is its primary metric from the start, and stays when it becomes a
+    series. Only a run that logs nothing but bookkeeping shows it."""
+    release = tmp_path / "go"
+    script = ("import os, sys, time\nfrom kernel_lib.tracking import Run\nrun = Run.get_context()\n"
+              "run.log('lr', 0.01); run.log('epoch', 0); run.log('loss', 2.0); run.flush()\n"
+              "while not os.path.exists(sys.argv[1]): time.sleep(0.05)\n"
+              "run.log('epoch', 1); run.log('loss', 1.0)\n")
+    run = await api.call("POST", "runs", {"experiment": "exp", "script": "t.py", "arguments": [str(release)],
+                                          "extra_files": {"t.py": script}}, expect=201)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        live = await api.call("GET", f"runs/{run['id']}")
+        if live["primary_metric"] or live["status"] in TERMINAL:
+            break
+        await asyncio.sleep(0.05)
+    assert live["status"] == "Running" and live["primary_metric"]["name"] == "loss", live
+    release.write_text("")
+    done = await api.wait(run["id"])
+    assert done["primary_metric"] == {"name": "loss", "value": 1.0, "step": 1}
+    only = await api.call("POST", "runs", {"experiment": "exp", "script": "t.py", "extra_files": {
+        "t.py": "from kernel_lib.tracking import Run\nr = Run.get_context()\nr.log('lr', 0.1); r.log('lr', 0.05)\n"}},
+        expect=201)
+    assert (await api.wait(only["id"]))["primary_metric"]["name"] == "lr"
 
 
 async def test_resubmit_runs_the_same_spec_again(api, tmp_path):

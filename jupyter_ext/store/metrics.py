@@ -20,7 +20,7 @@ from collections import OrderedDict
 from itertools import islice
 from operator import itemgetter
 
-from ..contract import is_system_metric
+from ..contract import is_bookkeeping_metric, is_system_metric
 from .metric_chunks import (CHUNK_COLUMNS, SUMMARY_COLUMNS, SeriesState, downsample,
                             pack_chunks, unpack_columns, unpack_points)
 
@@ -271,7 +271,8 @@ class MetricsMixin:
         metric named by its ``primary_metric`` tag, else of its first series (a metric logged
         more than once, like a loss per epoch), else of the first number it logged; or None. A
         system metric (contract.SYSTEM_PREFIX: a node's figures, not the script's) is never picked
-        unless the tag names it."""
+        unless the tag names it, and a bookkeeping one (contract.BOOKKEEPING_METRICS: lr, epoch
+        ...) only when the run logged nothing else."""
         by_run: dict[str, list] = {}
         ids = [r["id"] for r in runs]
         for i in range(0, len(ids), 500):
@@ -286,8 +287,10 @@ class MetricsMixin:
             name = run["tags"].get("primary_metric") or self._primary_series.get(run["id"])
             logged = [r for r in rows if not is_system_metric(r["name"])]  # not a node's figures
             if not name and logged:
-                series = [r for r in logged if r["numeric"] > 1]
-                name = min(series or logged, key=itemgetter("first_numeric_id"))["name"]
+                own = [r for r in logged if not is_bookkeeping_metric(r["name"])]
+                series = [r for r in own if r["numeric"] > 1] or (
+                    [] if own else [r for r in logged if r["numeric"] > 1])
+                name = min(series or own or logged, key=itemgetter("first_numeric_id"))["name"]
                 if series:
                     self._primary_series[run["id"]] = name  # stable from now on
             row = next((r for r in rows if r["name"] == name), None)
