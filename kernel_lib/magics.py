@@ -26,6 +26,20 @@ TRAIN_USAGE = ("%%train [--experiment NAME] [--compute TARGET] [--environment NA
                "[--delay N] [--interval N] [--max-minutes M]] [-- SCRIPT ARGS...]")
 
 
+MONITOR_HELP = """\
+The run monitor shown below the cell:
+  charts     one per metric the script logs (Run.get_context().log(name, value)), a line per
+             rank; smoothing, log scale, x by step or time, drag to zoom, double-click to reset.
+  System     CPU, memory, disk, network and GPU of each node, every 5 s (set
+             JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL in the server's environment; 0 turns it off).
+  log        rank 0's output once it starts (the failing rank's if it fails); pick another.
+  progress   a metric `progress` in [0, 1]; or the last `epoch` (counted from 0) against a
+             metric `num_epochs`/`epochs` or the argument --epochs/--num_epochs; or the last
+             `step` against a metric `total_steps` or --max_steps/--total_steps; or the
+             script's own tqdm bar in rank 0's output.
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (shown without a traceback) instead of exiting."""
 
@@ -61,7 +75,8 @@ def _environment(value: str) -> str:
 
 def train_parser() -> _Parser:
     p = _Parser(prog="%%train", usage=TRAIN_USAGE, add_help=True,
-                description="Run the cell as a training script on a compute target.")
+                description="Run the cell as a training script on a compute target.",
+                epilog=MONITOR_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default=None, help="experiment name (default: the notebook's name)")
     p.add_argument("--compute", default="local", help="compute target (default: local)")
     p.add_argument("--environment", type=_environment, default=None)

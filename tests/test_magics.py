@@ -143,3 +143,9 @@ def test_option_parsing_helpers(monkeypatch):
     assert default_experiment() == "My-Birds-v2"
     monkeypatch.delenv("JPY_SESSION_NAME")
     assert default_experiment() == "notebook"
+    # --help says what the monitor shows and the progress-bar convention, lines kept as written
+    with pytest.raises(UsageError) as help_text:
+        train_parser().parse_args(["--help"])
+    text = str(help_text.value)
+    assert "usage: %train" in text and "\n  progress   a metric `progress` in [0, 1]" in text
+    assert "--epochs/--num_epochs" in text and "tqdm" in text and "JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL" in text
