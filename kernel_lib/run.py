@@ -154,10 +154,14 @@ class Run:
 
     def get_metrics(self, name: str | None = None) -> dict:
         """{name: value} for a metric logged once, {name: [values...]} for one logged more often
-        (ordered by step), as Azure ML's Run.get_metrics does."""
+        (ordered by step), as Azure ML's Run.get_metrics does. The nodes' system metrics
+        (``system/...``, one series a node) are left out unless ``name`` asks for one:
+        get_metric_series() has them apart by node."""
         cols = self._metric_columns(name)
         by_name: dict[str, list[int]] = {}
         for i, n in enumerate(cols["name"]):
+            if name is None and contract.is_system_metric(n):
+                continue
             by_name.setdefault(n, []).append(i)
         steps, values, ids = cols["step"], cols["value"], cols["id"]
         out = {}

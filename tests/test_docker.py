@@ -280,3 +280,22 @@ def test_a_deployed_model_serves_from_a_container(ws, target, dockerd, tmp_path)
     finally:
         svc.delete()
     assert labelled(client, svc.run_id) == []
+
+
+@pytest.fixture
+def sampling(monkeypatch):
+    """System metrics every 0.5 s (set before the server starts: its supervisors inherit it)."""
+    monkeypatch.setenv("JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL", "0.5")
+
+
+def test_a_containers_node_has_system_series_from_the_engine(sampling, ws, target, tmp_path):
+    src_dir = script(tmp_path, "nap.py", "import time\nfrom kernel_lib.tracking import Run\n"
+                     "Run.get_context().log('acc', 0.5)\nx = bytearray(20 << 20)\ntime.sleep(2)\n")
+    run = Experiment(ws, "docker").submit(ScriptRunConfig(str(src_dir), "nap.py", compute_target=target,
+                                                          environment=skeleton_env()))
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed", run.get_log("supervisor.txt")
+    series = {(s["rank"], s["name"]): s for s in run.get_metric_series(points=100)}
+    memory = [v for _, v in series[(0, "system/process_memory_megabytes")]["points"]]
+    assert max(memory) > 20  # the container's, from the engine's stats
+    assert (0, "system/process_cpu_percentage") in series and (0, "system/cpu_utilization_percentage") in series
+    assert run.get_metrics() == {"acc": 0.5}  # Azure ML's view: what the script logged

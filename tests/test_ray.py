@@ -306,3 +306,21 @@ def test_a_dead_node_restarts_the_job_where_max_restarts_allows(ws, ray_cluster)
     again = re.findall(r"node 1 runs on 127\.0\.0\.1, Ray node (\w+)", supervisor)
     assert len(again) == 2 and again[1] != where  # the second attempt ran elsewhere
     assert "done" in log_of(run, "rank_0.txt") and "done" in log_of(run, "rank_1.txt")
+
+
+@pytest.fixture
+def sampling(monkeypatch):
+    """System metrics every 0.5 s (listed before the ws fixture: the server's supervisors see it)."""
+    monkeypatch.setenv("JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL", "0.5")
+
+
+def test_each_ray_nodes_agent_samples_its_node_and_the_files_come_back(sampling, ws, copy_target):
+    src = ScriptRunConfig(SCRIPTS, "sleep_a_bit.py", compute_target=copy_target,
+                          distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2))
+    run = Experiment(ws, "ray-system").submit(src)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run, "node_0.txt") + log_of(run, "supervisor.txt")
+    series = {(s["rank"], s["name"]): s for s in run.get_metric_series(points=100)}
+    for node in (0, 1):  # through collect(): the nodes work in copies of their own
+        assert max(v for _, v in series[(node, "system/process_memory_megabytes")]["points"]) > 5
+        assert (node, "system/cpu_utilization_percentage") in series

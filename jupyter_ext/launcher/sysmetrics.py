@@ -375,6 +375,7 @@ class SystemSampler:
         self.disk_path = disk_path or self.dir
         self.step = 0
         self.cpu_s = 0.0  # the sampler thread's own CPU time (thread_time), for bench/
+        self.setup_cpu_s = 0.0  # ... of that, its first readings (NVML's start among them)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fds: dict[int, int] = {}
@@ -398,6 +399,7 @@ class SystemSampler:
     def _loop(self) -> None:
         try:
             self._begin()
+            self.setup_cpu_s = time.thread_time()
             while not self._stop.wait(self.interval):
                 self.sample()
             self.sample()
