@@ -1,7 +1,9 @@
 """The contract between the server and the code that runs inside a job, written down once.
 
 What a metric line holds (kernel_lib.tracking writes it, runs.ingest reads it) and its limits,
-the ``JUPYTER_TRAIN_*`` environment variables, and the run states. Standard library only and
+the ``JUPYTER_TRAIN_*`` environment variables (among them JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL:
+seconds between samples of each node's system metrics, ``system/...`` series in
+metrics/system_<node>.jsonl; 0 turns them off), and the run states. Standard library only and
 importing nothing: in-job code (tracking, the rank entry point, the Azure ML compat module)
 imports it in any Python >= 3.9, and it is shipped with them (launcher.payload).
 """
