@@ -167,16 +167,21 @@ async def test_a_run_has_system_series_of_its_node_beside_its_training_metrics(a
     assert run["primary_metric"] == {"name": "loss", "value": 0.25, "step": 1}
 
 
+FAIL_AT_1 = LOGGING + "if os.environ['RANK'] == '1':\n    raise RuntimeError('planted at rank 1')\n"
+
+
 async def test_each_node_of_a_2_node_cluster_run_has_its_own_system_series(api, monkeypatch):
+    """... and the training ranks are as ever: rank 1 fails first, the primary metric is the loss."""
     monkeypatch.setenv(contract.ENV_SYSTEM_METRICS_INTERVAL, "0.5")
     monkeypatch.setenv("NAP", "1.5")
     await api.call("POST", "computes", {"name": "two", "vm_size": "cpu:1", "min_nodes": 0, "max_nodes": 2},
                    expect=201)
     run = await api.call("POST", "runs", {
-        "experiment": "exp", "script": "nap.py", "extra_files": {"nap.py": LOGGING}, "compute_target": "two",
+        "experiment": "exp", "script": "nap.py", "extra_files": {"nap.py": FAIL_AT_1}, "compute_target": "two",
         "distributed": {"kind": "pytorch", "nodes": 2, "procs_per_node": 1, "backend": "gloo"}}, expect=201)
     run = await api.wait(run["id"], timeout=90)
-    assert run["status"] == "Completed", run.get("error")
+    assert run["status"] == "Failed" and run["error"].startswith("Rank 1 failed first: RuntimeError: planted"), run
+    assert run["properties"]["failed_rank"] == 1
     series = await _series(api, run["id"])
     for node in (0, 1):
         assert max(_values(series[(node, "system/process_memory_megabytes")])) > 5  # its torchrun tree
