@@ -314,13 +314,15 @@ def sampling(monkeypatch):
     monkeypatch.setenv("JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL", "0.5")
 
 
-def test_each_ray_nodes_agent_samples_its_node_and_the_files_come_back(sampling, ws, copy_target):
-    src = ScriptRunConfig(SCRIPTS, "sleep_a_bit.py", compute_target=copy_target,
+@pytest.mark.parametrize("which", ["copy_target", "target"])
+def test_each_ray_nodes_agent_samples_its_node_and_the_files_come_back(sampling, ws, which, request):
+    """In the run directory (nodes that see it) or in node-local copies brought back by collect()."""
+    src = ScriptRunConfig(SCRIPTS, "sleep_a_bit.py", compute_target=request.getfixturevalue(which),
                           distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2))
     run = Experiment(ws, "ray-system").submit(src)
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Completed", log_of(run, "node_0.txt") + log_of(run, "supervisor.txt")
     series = {(s["rank"], s["name"]): s for s in run.get_metric_series(points=100)}
-    for node in (0, 1):  # through collect(): the nodes work in copies of their own
+    for node in (0, 1):
         assert max(v for _, v in series[(node, "system/process_memory_megabytes")]["points"]) > 5
         assert (node, "system/cpu_utilization_percentage") in series

@@ -4,7 +4,7 @@ getting it to a job's processes asks for it.
 Two sets, both of this installation's own sources:
 
 - ``PACKAGES``, whole: what a node runs besides the job's own processes (the node keeper, the
-  process and transfer helpers a Ray agent imports). Docker containers get them bind-mounted
+  process and transfer helpers a Ray agent imports, its system-metric sampler: sysmetrics). Docker containers get them bind-mounted
   (``mounts``); Ray nodes that lack an identical copy (``fingerprint``) get them through the
   object store (``package_dirs``).
 - ``SHIM``, a few stdlib-only files: what a job's own processes import (the rank entry point,
