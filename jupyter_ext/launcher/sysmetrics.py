@@ -447,7 +447,8 @@ class SystemSampler:
         if not got:
             return {}
         t = time.monotonic()
-        out = {"process_memory_megabytes": got[1] / MB}
+        # a tree that has ended holds no memory: left out rather than a drop to 0 at the end
+        out = {"process_memory_megabytes": got[1] / MB} if got[1] > 0 else {}
         if n.prev is not None:
             out["process_cpu_percentage"] = 100.0 * rate(n.prev[1], got[0], t - n.prev[0])
         n.prev = (t, got[0])
