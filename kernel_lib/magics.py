@@ -14,7 +14,7 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from jupyter_ext.contract import TERMINAL_STATES
+from jupyter_ext.contract import ENV_SYSTEM_METRICS_INTERVAL, TERMINAL_STATES
 
 from .client import TrainError
 
@@ -26,12 +26,12 @@ TRAIN_USAGE = ("%%train [--experiment NAME] [--compute TARGET] [--environment NA
                "[--delay N] [--interval N] [--max-minutes M]] [-- SCRIPT ARGS...]")
 
 
-MONITOR_HELP = """\
+MONITOR_HELP = f"""\
 The run monitor shown below the cell:
   charts     one per metric the script logs (Run.get_context().log(name, value)), a line per
              rank; smoothing, log scale, x by step or time, drag to zoom, double-click to reset.
   System     CPU, memory, disk, network and GPU of each node, every 5 s (set
-             JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL in the server's environment; 0 turns it off).
+             {ENV_SYSTEM_METRICS_INTERVAL} in the server's environment; 0 turns it off).
   log        rank 0's output once it starts (the failing rank's if it fails); pick another.
   progress   a metric `progress` in [0, 1]; or the last `epoch` (counted from 0) against a
              metric `num_epochs`/`epochs` or the argument --epochs/--num_epochs; or the last
