@@ -3,8 +3,12 @@ export type ChartPoint = [number, number] | [number, number, number | null];
 export interface IChartSeries {
   label: string;
   points: ReadonlyArray<ChartPoint>;
-  /** Palette index (default: the series' position). */
-  color?: number;
+  /** Palette index (default: the series' position), or a CSS colour. */
+  color?: number | string;
+  /** data-run-id of its line (a sweep's child). */
+  id?: string;
+  /** Extra classes of its line. */
+  className?: string;
 }
 export interface IChartView {
   smoothing: number;
@@ -35,7 +39,7 @@ export interface IChartSection {
 }
 export const PALETTE: string[];
 export const CHART_FONT_PX: number;
-export function seriesColor(i: number): string;
+export function seriesColor(i: number | string): string;
 export function niceTicks(lo: number, hi: number, count?: number): { step: number; values: number[] };
 export function stepTicks(lo: number, hi: number, count?: number): { step: number; values: number[] };
 export function logTicks(lo: number, hi: number): number[];

@@ -14,6 +14,7 @@ export const CHART_FONT_PX = 11;
 const CHAR_PX = 0.62 * CHART_FONT_PX; // width of a digit, estimated (jsdom cannot measure)
 
 export function seriesColor(i) {
+  if (typeof i === "string") return i; // a colour of the caller's (e.g. a sweep's value ramp)
   const k = ((i % PALETTE.length) + PALETTE.length) % PALETTE.length;
   return `var(--jp-train-series-${k}, ${PALETTE[k]})`;
 }
@@ -78,12 +79,12 @@ export function formatTick(v, step) {
     const [div, suf] = a >= 1e9 ? [1e9, "G"] : a >= 1e6 ? [1e6, "M"] : [1e3, "k"];
     return trimZeros((v / div).toFixed(Math.min(3, decimalsFor(step / div)))) + suf;
   }
-  if (step < 1e-3) {
+  if (step < 1e-3 && a < 1e-2) {
     const e = Math.floor(Math.log10(a) + 1e-9);
     const d = Math.min(3, decimalsFor(step / 10 ** e));
     return `${trimZeros((v / 10 ** e).toFixed(d))}e${e}`;
   }
-  return v.toFixed(decimalsFor(step));
+  return v.toFixed(Math.min(10, decimalsFor(step)));
 }
 
 /** A value in a read-out: 4 significant digits, exponent when tiny or huge. */
@@ -226,7 +227,7 @@ export function renderChart(series, options = {}, view = defaultView()) {
     "aria-label": `${title} chart`, class: "jp-train-chart-svg" });
   figure.appendChild(svg);
 
-  const colorOf = (s, i) => (typeof s.color === "number" ? s.color : i);
+  const colorOf = (s, i) => (s.color !== undefined && s.color !== null ? s.color : i);
   const key = (s) => `${metric}\u0000${s.label}`;
   const t0 = view.t0 ?? firstTs(series);
   const unit = timeUnit(t0 === null ? 0 : maxTs(series) - t0);
@@ -319,14 +320,18 @@ export function renderChart(series, options = {}, view = defaultView()) {
     };
     for (const l of visible) {
       const color = seriesColor(colorOf(l.s, l.i));
-      const attrs = { class: "jp-train-series", "data-series": l.s.label, fill: "none", style: `stroke: ${color}` };
+      const cls = "jp-train-series" + (l.s.className ? ` ${l.s.className}` : "");
+      const attrs = { class: cls, "data-series": l.s.label, fill: "none", style: `stroke: ${color}`, "data-points": l.raw.length };
+      if (l.s.id) attrs["data-run-id"] = l.s.id;
       const pts = l.raw.filter((p) => !log || p[1] > 0);
       if (pts.length === 1) {
         svgEl("circle", { cx: sx(pts[0][0]), cy: sy(pts[0][1]), r: 3, class: "jp-train-series", "data-series": l.s.label, style: `fill: ${color}` }, plot);
         continue;
       }
       if (view.smoothing > 0) {
-        svgEl("path", { ...attrs, d: path(pts), class: "jp-train-series jp-train-series-raw" }, plot);
+        const raw = { ...attrs, d: path(pts), class: `${cls} jp-train-series-raw` };
+        delete raw["data-run-id"];
+        svgEl("path", raw, plot);
         svgEl("path", { ...attrs, d: path(smooth(pts, view.smoothing)), "data-smoothed": "true" }, plot);
       } else {
         svgEl("path", { ...attrs, d: path(pts) }, plot);

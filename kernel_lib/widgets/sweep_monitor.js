@@ -109,37 +109,18 @@ function drawParallel(svg, rows, names, metric, colors, bestId) {
   }
 }
 
-function drawSeries(svg, rows, series, metric, colors, bestId) {
-  const W = 600, H = 220, L = 48, R = 10, T = 10, B = 24;
-  svg.replaceChildren();
-  const drawn = rows.filter((c) => (series[c.id] || []).length);
-  if (!drawn.length) {
-    svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "jt-sw-tick" }, `no ${metric} yet`));
-    return;
-  }
-  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
-  for (const c of drawn) for (const [x, v] of series[c.id]) {
-    xmin = Math.min(xmin, x); xmax = Math.max(xmax, x); ymin = Math.min(ymin, v); ymax = Math.max(ymax, v);
-  }
-  if (xmax === xmin) xmax = xmin + 1;
-  if (ymax === ymin) { ymax += 0.5; ymin -= 0.5; }
-  const sx = (x) => L + ((x - xmin) / (xmax - xmin)) * (W - L - R);
-  const sy = (v) => T + (1 - (v - ymin) / (ymax - ymin)) * (H - T - B);
-  svg.append(s("path", { d: `M${L},${T} V${H - B} H${W - R}`, class: "jt-sw-axis" }));
-  for (const [yy, label] of [[T + 4, ymax], [H - B, ymin]]) {
-    svg.append(s("text", { x: L - 4, y: yy, "text-anchor": "end", class: "jt-sw-tick" }, fmt(label)));
-  }
-  for (const [xx, label, anchor] of [[L, xmin, "start"], [W - R, xmax, "end"]]) {
-    svg.append(s("text", { x: xx, y: H - 6, "text-anchor": anchor, class: "jt-sw-tick" }, `step ${label}`));
-  }
-  for (const c of [...drawn].reverse()) {
-    const pts = series[c.id];
-    const line = s("polyline", { points: pts.map(([x, v]) => `${sx(x).toFixed(1)},${sy(v).toFixed(1)}`).join(" "),
-      stroke: colors[c.id], "data-run-id": c.id, "data-points": String(pts.length),
-      class: "jt-sw-line" + (c.id === bestId ? " jt-sw-best-line" : "") + (noteOf(c).startsWith("stopped") ? " jt-sw-stopped" : "") });
-    line.append(s("title", {}, `${c.id}: ${metric} ${fmt(pts[pts.length - 1][1])} at step ${pts[pts.length - 1][0]}`));
-    svg.append(line);
-  }
+// Each child's primary metric over its steps: the chart of chart.js (put in front of this file by
+// sweep_monitor.py), a line per child in its value-ramp colour, the best one thicker.
+function drawSeries(box, view, rows, series, metric, colors, bestId) {
+  const lines = [];
+  rows.forEach((c, i) => {
+    if (!(series[c.id] || []).length) return;
+    lines.push({ label: `#${i + 1}`, points: series[c.id], color: colors[c.id], id: c.id,
+      className: "jt-sw-line" + (c.id === bestId ? " jt-sw-best-line" : "") + (noteOf(c).startsWith("stopped") ? " jt-sw-stopped" : "") });
+  });
+  lines.reverse(); // the best (first row) drawn last, on top
+  const draw = () => box.replaceChildren(renderChart(lines, { metric, title: `${metric} of every child`, width: 600, height: 240, onChange: draw }, view));
+  draw();
 }
 
 function describe(cfg) {
@@ -165,7 +146,8 @@ function render({ model, el }) {
   const error = h("pre", { class: "jt-sw-error", hidden: "", "data-testid": "jp-train-sweep-monitor-error" });
   const table = h("table", { class: "jt-sw-table", "data-testid": "jp-train-sweep-monitor-children" });
   const parallel = s("svg", { viewBox: "0 0 600 240", class: "jt-sw-chart", "data-testid": "jp-train-sweep-monitor-parallel" });
-  const over = s("svg", { viewBox: "0 0 600 220", class: "jt-sw-chart", "data-testid": "jp-train-sweep-monitor-metric" });
+  const over = h("div", { class: "jt-sw-metric", "data-testid": "jp-train-sweep-monitor-metric" });
+  const overView = defaultView();
   const titleP = h("div", { class: "jt-sw-charttitle" }, "Hyperparameters and the best primary metric");
   const titleM = h("div", { class: "jt-sw-charttitle" }, "Primary metric over time");
 
@@ -197,7 +179,7 @@ function render({ model, el }) {
     if (id !== null) for (const node of root.querySelectorAll(`[data-run-id="${CSS.escape(id)}"]`)) node.classList.add("jt-sw-hl");
   }
   root.addEventListener("mouseover", (ev) => {
-    const hit = ev.target.closest("tr[data-run-id], polyline[data-run-id]");
+    const hit = ev.target.closest("tr[data-run-id], polyline[data-run-id], path[data-run-id]");
     highlight(hit ? hit.getAttribute("data-run-id") : null);
   });
   root.addEventListener("mouseleave", () => highlight(null));
@@ -257,7 +239,7 @@ function render({ model, el }) {
     table.append(body);
 
     drawParallel(parallel, rows, names, metric, colors, top && top.id);
-    drawSeries(over, rows, state.series, metric, colors, top && top.id);
+    drawSeries(over, overView, rows, state.series, metric, colors, top && top.id);
     if (state.hover) highlight(state.hover);
   }
 

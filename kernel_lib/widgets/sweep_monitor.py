@@ -24,7 +24,7 @@ import traitlets
 
 from jupyter_ext import contract
 
-from .run_monitor import esm
+from .run_monitor import css, esm
 
 HERE = Path(__file__).parent
 TERMINAL = frozenset(contract.TERMINAL_STATES)
@@ -76,8 +76,8 @@ class SweepFeed:
 
 
 class SweepMonitor(anywidget.AnyWidget):
-    _esm = esm("sweep_monitor.js")
-    _css = HERE / "sweep_monitor.css"
+    _esm = esm("sweep_monitor.js", "chart.js")
+    _css = css("chart.css", "sweep_monitor.css")
 
     run_id = traitlets.Unicode().tag(sync=True)
     experiment = traitlets.Unicode().tag(sync=True)

@@ -42,6 +42,8 @@ describe('ticks and labels', () => {
   it('formats tick labels compactly and readably', () => {
     expect(formatTick(0.00073, 0.00001)).toBe('7.3e-4');
     expect(formatTick(1200, 200)).toBe('1.2k');
+    expect(formatTick(28.73005, 0.00001)).toBe('28.73005'); // large values, tiny spread: no 2.873e1
+    expect(formatTick(0.005, 0.0005)).toBe('5e-3');
     expect(formatTick(2500000, 500000)).toBe('2.5M');
     expect(formatTick(0.25, 0.05)).toBe('0.25');
     expect(formatTick(0.3, 0.1)).toBe('0.3');

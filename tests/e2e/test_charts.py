@@ -61,6 +61,10 @@ READABLE_JS = """(root) => {
     const scale = box.width / svg.viewBox.baseVal.width;
     const bg = background(fig);
     const texts = Array.from(svg.querySelectorAll('text'));
+    for (const axis of ['x', 'y']) {
+      const labels = texts.filter(t => t.dataset.axis === axis && t.classList.contains('jp-train-chart-tick')).map(t => t.textContent);
+      if (new Set(labels).size !== labels.length) problems.push(`${fig.dataset.metric}: ${axis} ticks repeat: ${labels}`);
+    }
     const rects = texts.map(t => t.getBoundingClientRect());
     texts.forEach((t, i) => {
       count++;

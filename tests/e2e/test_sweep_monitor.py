@@ -93,11 +93,11 @@ def test_a_sweep_from_a_cell_shows_a_live_sweep_monitor(tmp_path, browser_page):
         assert sorted(lines.nth(i).get_attribute("data-run-id") for i in range(lines.count())) == \
             sorted(c["id"] for c in children)
         assert all(len(lines.nth(i).get_attribute("points").split()) == 2 for i in range(4))
-        series = monitor.locator("[data-testid=jp-train-sweep-monitor-metric] polyline[data-run-id]")
+        series = monitor.locator("[data-testid=jp-train-sweep-monitor-metric] path[data-run-id]")
         assert series.count() == 4
         for child in children:
             count = api(f"runs/{child['id']}/metrics/series?name=val_acc")["series"][0]["numeric"]
-            line = monitor.locator(f"[data-testid=jp-train-sweep-monitor-metric] polyline[data-run-id='{child['id']}']")
+            line = monitor.locator(f"[data-testid=jp-train-sweep-monitor-metric] path[data-run-id='{child['id']}']")
             assert int(line.get_attribute("data-points")) == count
             assert count == 4 or child in stopped
         page.screenshot(path=str(out / "sweep-monitor.png"))
