@@ -293,6 +293,9 @@ def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page):
         monitor.locator("[data-testid=jp-train-chart-x]").select_option("step")
         check_readable(page, ".jt-monitor", "monitor, light")
         monitor.screenshot(path=str(out / "charts-monitor.png"))
+        switch_theme(page, "JupyterLab Dark", light=False)
+        check_readable(page, ".jt-monitor", "monitor, dark")
+        monitor.screenshot(path=str(out / "charts-monitor-dark.png"))
 
         # a distributed run whose rank 1 fails: the log pane shows rank 1
         failing = page.locator(".jt-monitor").nth(1)
