@@ -174,6 +174,38 @@ def test_views_of_long_series_keep_their_extremes_whichever_path_draws_them(tmp_
     check(rolled, "down", [n - 4321, n - 15000])
 
 
+def test_views_with_times_carry_each_kept_points_own_time(tmp_path):
+    """times=1 (a chart over wall time): [x, value, time] where the time is the very point's,
+    through text points left out, steps logged backwards and the bucketed path."""
+    store = SQLiteStore(str(tmp_path / "db"))
+    store.insert_run({"id": "r", "experiment": "e", "status": "Running", "created_at": 1.0})
+    n = 5000
+    rows = [("down", n - i, float((i * 31) % 97), None, 1000.0 + i) for i in range(n)]
+    rows += [("mixed", i, None if i % 4 == 0 else float(i), "text" if i % 4 == 0 else None,
+              None if i % 5 == 0 else 2000.0 + i) for i in range(40)]
+    store.ingest_metrics("r", "rank_0.jsonl", 0, rows, {}, 1)
+    logged = {(name, step, value): t for name, step, value, _text, t in rows}
+    timed = {s["name"]: s for s in store.metric_view("r", 100, times=True)["series"]}
+    plain = {s["name"]: s for s in store.metric_view("r", 100)["series"]}
+    down = timed["down"]["points"]
+    assert timed["down"]["downsampled"] and [p[:2] for p in down] == plain["down"]["points"]
+    assert all(t == logged[("down", x, v)] for x, v, t in down) and len(down) > 50
+    assert timed["mixed"]["points"] == [[i, float(i), None if i % 5 == 0 else 2000.0 + i]
+                                        for i in range(40) if i % 4]
+    assert all(len(p) == 2 for p in plain["mixed"]["points"])  # the plain view is unchanged
+
+
+async def test_series_over_rest_take_times_and_refuse_a_bad_flag(api):
+    run = await api.wait((await api.submit("count.py", ["--n", 3]))["id"])
+    view = await api.call("GET", f"runs/{run['id']}/metrics/series", times=1, name="loss")
+    (loss,) = view["series"]
+    assert [len(p) for p in loss["points"]] == [3, 3, 3]
+    ts = [p[2] for p in loss["points"]]
+    assert ts == sorted(ts) and run["created_at"] <= ts[0] <= (run["ended_at"] or ts[-1])
+    err = await api.call("GET", f"runs/{run['id']}/metrics/series", times="yes", expect=400)
+    assert "times='yes'" in err["message"]
+
+
 async def test_a_metrics_file_that_is_a_link_out_of_the_run_is_not_read(api, tmp_path):
     outside = tmp_path / "outside.jsonl"
     outside.write_text('{"k":"m","n":"secret","v":1.0,"s":0,"t":1.0}\n' * 3)

@@ -41,6 +41,10 @@ class TrainHandler(ContractChecked, ExtensionHandlerMixin, APIHandler):
             raise InvalidRequest("The request body must be a JSON object.")
         return body
 
+    def bool_arg(self, name: str, default: bool) -> bool:
+        raw = self.get_query_argument(name, None)
+        return default if raw is None else flag_value(raw, name)
+
     def int_arg(self, name: str, default: int, minimum: int = 0) -> int:
         raw = self.get_query_argument(name, None)
         if raw is None:
@@ -72,3 +76,10 @@ class NoEndpointHandler(TrainHandler):
         hint = " (drop the trailing '/')" if path.endswith("/") else ""
         raise NotFound(f"No endpoint {self.request.method} {self.api_path()}{hint} in jupyter-train's API. "
                        "See jupyter_ext/openapi.yaml for the endpoints and their methods.")
+
+
+def flag_value(raw: str, name: str) -> bool:
+    """A query flag: 1/true or 0/false, else a clear error."""
+    if raw not in ("0", "1", "true", "false"):
+        raise InvalidRequest(f"{name}={raw!r}: give 1 (yes) or 0 (no).")
+    return raw in ("1", "true")

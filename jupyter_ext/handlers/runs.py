@@ -147,7 +147,7 @@ class MetricSeriesHandler(MetricsHandler):
     async def get(self, run_id):
         rank = self.get_query_argument("rank", None)
         args = (run_id, self.int_arg("points", 1000), self.get_query_argument("name", None),
-                None if rank is None else self.int_arg("rank", 0))
+                None if rank is None else self.int_arg("rank", 0), self.bool_arg("times", False))
         await self._send_from_thread(lambda: self.manager.metric_series(*args))
 
 

@@ -20,6 +20,7 @@ from ..contract import TERMINAL_STATES
 from ..errors import InvalidRequest, TrainError
 from ..runs import history
 from ..runs.history import read_log_chunk
+from .base import flag_value
 from .stream_logs import StreamLogs
 from .ws import TrainWebSocket
 
@@ -45,8 +46,8 @@ class RunStreamHandler(TrainWebSocket):
             self.manager.get_run(run_id)
             self.offsets = parse_offsets(self.get_query_argument("logs", ""))
             self.cursor = int(self.get_query_argument("cursor", "0") or 0)
-            self.want_metrics = _flag(self.get_query_argument("metrics", "1"), "metrics")
-            self.want_output = _flag(self.get_query_argument("output", "1"), "output")
+            self.want_metrics = flag_value(self.get_query_argument("metrics", "1"), "metrics")
+            self.want_output = flag_value(self.get_query_argument("output", "1"), "output")
         except (TrainError, ValueError) as exc:
             raise web.HTTPError(404 if getattr(exc, "status", 400) == 404 else 400, str(exc)) from None
 
@@ -123,9 +124,3 @@ class RunStreamHandler(TrainWebSocket):
         self.cursor = page["cursor"]
         await self.send({"type": "metrics", "items": page["items"], "cursor": self.cursor})
         return True
-
-
-def _flag(raw: str, name: str) -> bool:
-    if raw not in ("0", "1", "true", "false"):
-        raise InvalidRequest(f"{name}={raw!r}: give 1 (send them) or 0 (leave them out).")
-    return raw in ("1", "true")

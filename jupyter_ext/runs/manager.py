@@ -418,7 +418,8 @@ class RunManager:
         return {"items": items, "cursor": items[-1]["id"] if items else cursor}
 
     def metric_series(self, run_id: str, points: int = 1000, name: str | None = None,
-                      rank: int | None = None) -> dict:
-        """Each metric series of a run, downsampled to about ``points`` [x, value] pairs."""
+                      rank: int | None = None, times: bool = False) -> dict:
+        """Each metric series of a run, downsampled to about ``points`` [x, value] pairs
+        ([x, value, time] with ``times``, for a chart over wall time)."""
         self.get_run(run_id)
-        return self.store.metric_view(run_id, min(max(points, 0), MAX_SERIES_POINTS), name, rank)
+        return self.store.metric_view(run_id, min(max(points, 0), MAX_SERIES_POINTS), name, rank, times)

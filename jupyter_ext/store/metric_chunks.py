@@ -147,50 +147,75 @@ def numeric_xy(chunk) -> tuple[array, array]:
     return xs, vs
 
 
+def numeric_ts(chunk) -> array:
+    """The times (``d``, NaN for none) of a chunk's numeric points, in numeric_xy's order."""
+    ts = array("d")
+    ts.frombytes(chunk["ts"])
+    if chunk["numeric"] == chunk["n"]:
+        return ts
+    vals = array("d")
+    vals.frombytes(chunk["vals"])
+    return array("d", (t for t, v in zip(ts, vals) if v == v))
+
+
 # -- downsampling -------------------------------------------------------------------------------
 EXACT_MAX_POINTS = 2_000_000  # above this a series is drawn from its chunk summaries
 
 
-def downsample(chunks: list, numeric: int, points: int, load_all) -> tuple[list[list], bool]:
+def downsample(chunks: list, numeric: int, points: int, load_all,
+               times: bool = False) -> tuple[list[list], bool]:
     """[[x, value], ...] in x order: every numeric point when there are at most ``points``,
     else the min and max of each of ``points // 2`` buckets of x (so the series' global min and
     max are always in), with the first and last points. ``chunks``: summary rows in order;
     ``load_all()`` -> the same rows with their arrays, in the same order, one at a time (only
-    read when the series is small enough to be bucketed point by point). Returns (points,
-    downsampled)."""
+    read when the series is small enough to be bucketed point by point). With ``times`` each
+    point is [x, value, time] (time None where it was logged without one; a series drawn from
+    its chunk summaries, over EXACT_MAX_POINTS, has none). Returns (points, downsampled)."""
     chunks = [c for c in chunks if c["numeric"]]
     if not chunks:
         return [], False
     if numeric > EXACT_MAX_POINTS and len(chunks) >= points:
-        return _from_summaries(chunks, max(1, points // 2)), True
-    xs, vs = array("q"), array("d")
+        pts = _from_summaries(chunks, max(1, points // 2))
+        return ([[x, v, None] for x, v in pts] if times else pts), True
+    xs, vs, ts = array("q"), array("d"), array("d")
     for row in load_all():
         cx, cv = numeric_xy(row)
         xs.extend(cx)
         vs.extend(cv)
+        if times:
+            ts.extend(numeric_ts(row))
     if not all(c["x_sorted"] for c in chunks) or \
             any(a["x_last"] > b["x_first"] for a, b in zip(chunks, chunks[1:])):
         order = sorted(range(len(xs)), key=xs.__getitem__)
         xs, vs = array("q", (xs[i] for i in order)), array("d", (vs[i] for i in order))
+        if times:
+            ts = array("d", (ts[i] for i in order))
     if len(xs) <= points:
-        return [[x, v] for x, v in zip(xs, vs)], False
-    return _buckets(xs, vs, max(1, points // 2)), True
+        keep = range(len(xs))
+        cut = False
+    else:
+        keep = _buckets(xs, vs, max(1, points // 2))
+        cut = True
+    if times:
+        return [[xs[k], vs[k], ts[k] if ts[k] == ts[k] else None] for k in keep], cut
+    return [[xs[k], vs[k]] for k in keep], cut
 
 
-def _buckets(xs: array, vs: array, buckets: int) -> list[list]:
+def _buckets(xs: array, vs: array, buckets: int) -> list[int]:
+    """Positions of the points a bucketed view keeps: the first and last, and the min and max
+    of each bucket, in x order, each once."""
     x0, span = xs[0], xs[-1] - xs[0] + 1
     edges = [bisect_left(xs, x0 + span * b // buckets) for b in range(buckets)] + [len(xs)]
-    out = [[xs[0], vs[0]]]
+    out = [0]
     for i, j in zip(edges, edges[1:]):
         if j <= i:
             continue
         part = vs[i:j]
         lo, hi = min(part), max(part)
         a, b = i + part.index(lo), i + part.index(hi)
-        for k in sorted({a, b}):
-            out.append([xs[k], vs[k]])
-    out.append([xs[-1], vs[-1]])
-    return _dedupe(out)
+        out.extend(sorted({a, b}))
+    out.append(len(xs) - 1)
+    return _dedupe_positions(out, xs, vs)
 
 
 def _from_summaries(chunks: list, buckets: int) -> list[list]:
@@ -209,9 +234,10 @@ def _from_summaries(chunks: list, buckets: int) -> list[list]:
     return [[x, v] for x, v in pts]
 
 
-def _dedupe(pts: list[list]) -> list[list]:
-    out = []
-    for p in pts:
-        if not out or out[-1] != p:
-            out.append(p)
+def _dedupe_positions(keep: list[int], xs: array, vs: array) -> list[int]:
+    """``keep`` less each position whose point is the same (x, value) as the one before it."""
+    out: list[int] = []
+    for k in keep:
+        if not out or (xs[out[-1]], vs[out[-1]]) != (xs[k], vs[k]):
+            out.append(k)
     return out

@@ -220,24 +220,27 @@ class MetricsMixin:
 
     # -- summaries and downsampled views ------------------------------------------------------------
     def metric_view(self, run_id: str, points: int, name: str | None = None,
-                    rank: int | None = None) -> dict:
+                    rank: int | None = None, times: bool = False) -> dict:
         """Each series of the run (or the one named): its summary and at most about ``points``
-        [x, value] pairs (min and max per bucket of x; every point when it has no more); and
-        the cursor this view is complete up to (stream from it for what comes next)."""
+        [x, value] pairs (min and max per bucket of x; every point when it has no more), with
+        ``times`` [x, value, time] triples; and the cursor this view is complete up to (stream
+        from it for what comes next)."""
         with self._lock:
             last = self.db.execute("SELECT MAX(last_id) FROM metric_series WHERE run_id = ?",
                                    (run_id,)).fetchone()[0]
             out = []
             for s in self._series_rows(run_id, name, rank, "*"):
-                xy, cut = self._series_view(s["id"], s["count"], s["numeric"], points) if points else ([], False)
+                xy, cut = self._series_view(s["id"], s["count"], s["numeric"], points, times) \
+                    if points else ([], False)
                 value = s["last_text"] if s["last_text"] is not None else s["last_value"]
                 out.append({"name": s["name"], "rank": s["rank"], "count": s["count"],
                             "numeric": s["numeric"], "downsampled": cut, "points": xy,
                             "last": {"value": value, "step": s["last_step"]} if s["count"] else None})
             return {"series": out, "cursor": last or 0}
 
-    def _series_view(self, series_id: int, count: int, numeric: int, points: int) -> tuple[list, bool]:
-        key = (series_id, count, points)
+    def _series_view(self, series_id: int, count: int, numeric: int, points: int,
+                     times: bool = False) -> tuple[list, bool]:
+        key = (series_id, count, points, times)
         hit = self._views.get(key)
         if hit is not None:
             self._views.move_to_end(key)
@@ -246,10 +249,11 @@ class MetricsMixin:
                                     "WHERE series = ? ORDER BY last_id", (series_id,)).fetchall()
 
         def load_all():
-            return self.db.execute("SELECT n, numeric, seq0, steps, vals FROM metric_chunks WHERE "
-                                   "series = ? AND numeric > 0 ORDER BY last_id", (series_id,))
+            return self.db.execute(f"SELECT n, numeric, seq0, steps, vals{', ts' if times else ''} "
+                                   "FROM metric_chunks WHERE series = ? AND numeric > 0 "
+                                   "ORDER BY last_id", (series_id,))
 
-        view = downsample(summaries, numeric, points, load_all)
+        view = downsample(summaries, numeric, points, load_all, times)
         self._views[key] = view
         while len(self._views) > VIEW_CACHE:
             self._views.popitem(last=False)

@@ -251,9 +251,12 @@ export class TrainApi {
     return this.request('GET', ['runs', id, 'metrics'], { query: { cursor, limit } });
   }
 
-  /** The run's series downsampled on the server (about ``points`` each), and its cursor. */
+  /**
+   * The run's series downsampled on the server (about ``points`` each), and its cursor; each
+   * point [step, value, time] (time null where none), so charts can be drawn over wall time.
+   */
   metricSeries(id: string, points = 1000): Promise<IMetricSeriesView> {
-    return this.request('GET', ['runs', id, 'metrics', 'series'], { query: { points } });
+    return this.request('GET', ['runs', id, 'metrics', 'series'], { query: { points, times: 1 } });
   }
 
   /** The files in run history with their sizes in bytes. */

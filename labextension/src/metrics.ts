@@ -23,7 +23,8 @@ export interface IMetricSeries {
   count: number;
   numeric: number;
   downsampled: boolean;
-  points: Array<[number, number]>;
+  /** [step, value], or [step, value, time] when asked with times=1 (time null where none). */
+  points: Array<[number, number] | [number, number, number | null]>;
   last: { value: number | string; step: number | null } | null;
 }
 
@@ -141,7 +142,7 @@ export class MetricHistory {
    */
   series(name: string, rank = 0, label?: string): ISeries {
     const e = this._byName.get(name)?.get(rank);
-    const points: Array<[number, number]> = e ? e.base.slice() : [];
+    const points: Array<[number, number]> = e ? e.base.map(p => [p[0], p[1]] as [number, number]) : [];
     let sorted = true;
     e?.points.forEach((p, i) => {
       if (isNumber(p)) {
@@ -158,7 +159,8 @@ export class MetricHistory {
 
   /**
    * Like ``series`` with each point's timestamp as a third element where it is known (streamed
-   * points carry ``ts``; the server's downsampled view does not): what a wall-time axis needs.
+   * points carry ``ts``, the server's view sends it when asked with times=1): what a wall-time
+   * axis needs.
    */
   timedSeries(name: string, rank = 0): Array<[number, number] | [number, number, number | null]> {
     const e = this._byName.get(name)?.get(rank);
@@ -186,7 +188,7 @@ export class MetricHistory {
 }
 
 interface ISeriesEntry {
-  base: Array<[number, number]>;
+  base: Array<[number, number] | [number, number, number | null]>;
   baseNumeric: number;
   baseCount: number;
   last: { value: number | string; step: number | null } | null;

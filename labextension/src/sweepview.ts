@@ -190,7 +190,7 @@ export class SweepView extends Widget {
       const finished = isTerminal(c.status);
       const view = await this.ctx.api.metricSeries(c.id, SERIES_POINTS);
       const s = view.series.filter(x => x.name === cfg.primary_metric_name).sort((a, b) => a.rank - b.rank)[0];
-      this._series.set(c.id, { label: c.id, points: s?.points ?? [] });
+      this._series.set(c.id, { label: c.id, points: (s?.points ?? []).map(p => [p[0], p[1]] as [number, number]) });
       if (finished) {
         this._seriesDone.add(c.id);
       }

@@ -221,6 +221,12 @@ def test_run_view_charts_features_and_readability(tmp_path, browser_page):
         assert tick_texts(loss, "x") == full
         page.mouse.move(0, 0)
 
+        # x by wall time on a finished run: the server's view sends each point's time (times=1)
+        view.locator("[data-testid=jp-train-chart-x]").select_option("time")
+        assert loss.locator(".jp-train-chart-axis-label").text_content() == "wall time (s)"
+        assert loss.locator("path.jp-train-series").count() == 2 and len(tick_texts(loss, "x")) >= 3
+        view.locator("[data-testid=jp-train-chart-x]").select_option("step")
+
         # every number readable, light then dark
         n = check_readable(page, f"[data-testid=jp-train-runview][data-run-id='{run['id']}']", "light")
         switch_theme(page, "JupyterLab Dark", light=False)

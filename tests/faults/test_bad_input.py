@@ -166,6 +166,7 @@ RUN_CASES = [
     C("GET", "/runs/{run_id}/metrics/series", "rank negative", query="rank=-1"),
     C("GET", "/runs/{run_id}/metrics/series", "NUL in the metric name", query=f"name={NUL}"),
     C("GET", "/runs/{run_id}/metrics/series", "unknown query parameter", query="bucket=10"),
+    C("GET", "/runs/{run_id}/metrics/series", "times is a word", query="times=maybe"),
     C("GET", "/runs/{run_id}/metrics/series", "no such run", params={"run_id": "nope_1_2"}),
     C("GET", "/runs/{run_id}/files", "no such run", params={"run_id": "nope_1_2"}),
     C("GET", "/runs/{run_id}/files", "unknown query parameter", query="glob=*"),
