@@ -8,6 +8,7 @@
 
 import {
   ChartGroup,
+  ChartPoint,
   IChartSeries,
   renderChart as renderSharedChart
 } from '../../kernel_lib/widgets/chart.js';
@@ -49,4 +50,18 @@ export function renderChart(series: ReadonlyArray<ISeries | IChartSeries>, optio
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+}
+
+/**
+ * Points with their times made relative to the series' first one, so that runs started hours
+ * apart line up from 0 when compare's x axis is wall time.
+ */
+export function sinceStart(points: ReadonlyArray<ChartPoint>): ChartPoint[] {
+  let t0 = Infinity;
+  for (const p of points) {
+    if (typeof p[2] === 'number' && p[2] < t0) {
+      t0 = p[2];
+    }
+  }
+  return points.map(p => (typeof p[2] === 'number' ? [p[0], p[1], p[2] - t0] : p) as ChartPoint);
 }

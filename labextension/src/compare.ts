@@ -9,7 +9,7 @@
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { renderChart } from './chart';
+import { ChartGroup, sinceStart } from './chart';
 import { ITrainContext, notifyError } from './context';
 import { isTerminal } from './contract';
 import { h, statusBadge } from './dom';
@@ -46,6 +46,8 @@ export class CompareView extends Widget {
     }
     this._table = h('table', { class: 'jp-train-kv jp-train-compare-table', testid: 'jp-train-compare-table' });
     this._charts = h('div', { class: 'jp-train-charts', testid: 'jp-train-charts' });
+    this._message = h('p', { class: 'jp-train-message' }, 'No metric with two or more points to chart yet.');
+    this._charts.append(this._message, this._group.element);
     this._parallel = h('div', { class: 'jp-train-compare-parallel' });
     this.node.append(h('h2', { class: 'jp-train-runview-title' }, this.title.label),
       h('div', { class: 'jp-train-compare-table-box' }, this._table), this._parallel, this._charts);
@@ -144,17 +146,21 @@ export class CompareView extends Widget {
     );
     this._renderParallel(runs, params, latest, paramCols, metricCols.filter(n => latest.some(l => typeof l.get(n) === 'number')));
     if (!names.length) {
-      this._charts.replaceChildren(h('p', { class: 'jp-train-message' }, 'No metric with two or more points to chart yet.'));
+      this._message.hidden = false;
+      this._group.element.hidden = true;
       return;
     }
-    this._charts.replaceChildren(
-      ...names.filter(n => !n.startsWith('system/')).map(name =>
-        renderChart(this.runIds.map((id, i) => histories[i].series(name, 0, runLabel(this._run(id), id))), {
-          title: name,
-          xLabel: 'step'
-        })
-      )
-    );
+    this._message.hidden = true;
+    this._group.element.hidden = false;
+    this._group.setSections([{
+      id: 'metrics',
+      title: '',
+      charts: names.filter(n => !n.startsWith('system/')).map(name => ({
+        metric: name,
+        title: name,
+        series: this.runIds.map((id, i) => ({ label: runLabel(this._run(id), id), points: sinceStart(histories[i].timedSeries(name, 0)), color: i, id }))
+      }))
+    }]);
   }
 
   /**
@@ -227,6 +233,9 @@ export class CompareView extends Widget {
   private _unsubscribe: () => void;
   private _table: HTMLTableElement;
   private _charts: HTMLDivElement;
+  private _message: HTMLParagraphElement;
+  private _group = new ChartGroup({ xLabel: 'step' });
   private _parallel: HTMLDivElement;
   private _metric = '';
 }
+

@@ -18,6 +18,7 @@ import {
   smooth,
   stepTicks
 } from '../../kernel_lib/widgets/chart.js';
+import { sinceStart } from '../src/chart';
 import { renderChart as panelChart } from '../src/chart';
 
 const line = (n: number, f: (i: number) => number, t0 = 1000): Array<[number, number, number]> =>
@@ -182,5 +183,13 @@ describe('ChartGroup', () => {
     log.checked = true;
     log.dispatchEvent(new Event('change'));
     expect(document.querySelector('[data-testid=jp-train-chart-note]')!.textContent).toContain('accuracy');
+  });
+});
+
+describe('compare over wall time', () => {
+  it('starts each run at 0 and keeps points without a time as they are', () => {
+    expect(sinceStart([[0, 1, 1000.5], [1, 0.5, 1002], [2, 0.25, null]])).toEqual([[0, 1, 0], [1, 0.5, 1.5], [2, 0.25, null]]);
+    expect(sinceStart([[0, 1], [1, 2]])).toEqual([[0, 1], [1, 2]]);
+    expect(sinceStart([])).toEqual([]);
   });
 });

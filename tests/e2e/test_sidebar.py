@@ -160,6 +160,15 @@ def test_panel_lists_live_opens_logs_and_charts_cancels_and_compares(tmp_path, b
         # lower loss is better: the run with 12 steps (loss 1/12) has the best shade
         best = parallel.locator(f"path.jp-train-pc-line[data-run-id='{first['id']}']").get_attribute("class")
         assert "jp-train-pc-q4" in best, best
+        # compare's charts share one toolbar; over wall time each run starts at 0 (the second
+        # run began seconds after the first, so an absolute clock would start it further right)
+        assert compare.locator("[data-testid=jp-train-chart-toolbar]").count() == 1
+        compare.locator("[data-testid=jp-train-chart-x]").select_option("time")
+        assert loss.locator(".jp-train-chart-axis-label").text_content() == "wall time (s)"
+        starts = loss.locator("path.jp-train-series").evaluate_all(
+            "ps => ps.map(p => parseFloat(p.getAttribute('d').slice(1)))")
+        assert len(starts) == 2 and abs(starts[0] - starts[1]) < 1, starts
+        compare.locator("[data-testid=jp-train-chart-x]").select_option("step")
         page.screenshot(path=str(out / "compare.png"))
 
         # A run from a notebook cell: its SDK code carries the cell's text (from its snapshot),
