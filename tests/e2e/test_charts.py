@@ -13,6 +13,7 @@ import re
 import textwrap
 from pathlib import Path
 
+from tests.e2e.readable import check_readable, element_shot, switch_theme
 from tests.e2e.test_lab_monitor import lab_session, open_and_run_all
 from tests.e2e.test_sidebar import Lab
 
@@ -42,51 +43,6 @@ CHARTS_SCRIPT = textwrap.dedent("""\
     print("done", flush=True)
 """)
 
-# Every text element of every chart under `root`: inside its SVG, not overlapping another, at
-# least 10 px and 3:1 contrast (WCAG) against what is behind it. Returns {count, problems}.
-READABLE_JS = """(root) => {
-  const rgba = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return [0, 0, 0, 0];
-    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
-  const over = (fg, bg) => [0, 1, 2].map(i => fg[i] * fg[3] + bg[i] * (1 - fg[3])).concat([1]);
-  const background = (el) => { const layers = [];
-    for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
-      if (c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
-    let bg = [255, 255, 255, 1]; for (const c of layers.reverse()) bg = over(c, bg); return bg; };
-  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
-  const problems = []; let count = 0;
-  for (const fig of root.querySelectorAll('[data-testid=jp-train-chart]')) {
-    const svg = fig.querySelector('svg'); if (!svg) continue;
-    const box = svg.getBoundingClientRect();
-    const scale = box.width / svg.viewBox.baseVal.width;
-    const bg = background(fig);
-    const texts = Array.from(svg.querySelectorAll('text'));
-    for (const axis of ['x', 'y']) {
-      const labels = texts.filter(t => t.dataset.axis === axis && t.classList.contains('jp-train-chart-tick')).map(t => t.textContent);
-      if (new Set(labels).size !== labels.length) problems.push(`${fig.dataset.metric}: ${axis} ticks repeat: ${labels}`);
-    }
-    const rects = texts.map(t => t.getBoundingClientRect());
-    texts.forEach((t, i) => {
-      count++;
-      const r = rects[i], cs = getComputedStyle(t), name = `${fig.dataset.metric}: "${t.textContent}"`;
-      if (r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
-        problems.push(`${name} sticks out of its chart`);
-      for (let j = i + 1; j < texts.length; j++) {
-        const q = rects[j];
-        const w = Math.min(r.right, q.right) - Math.max(r.left, q.left), h = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
-        if (w > 1 && h > 1) problems.push(`${name} overlaps "${texts[j].textContent}"`);
-      }
-      const size = parseFloat(cs.fontSize) * scale;
-      if (size < 10) problems.push(`${name} is ${size.toFixed(1)} px`);
-      const fg = over(rgba(cs.fill), bg);
-      const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-      const ratio = (a + 0.05) / (b + 0.05);
-      if (ratio < 3) problems.push(`${name} has contrast ${ratio.toFixed(2)} (${cs.fill} on rgb(${bg.slice(0, 3)}))`);
-    });
-  }
-  return { count, problems };
-}"""
-
 # 12 charts x 4 lines x 1000 points drawn by the page's chart (the one the panel bundles).
 BENCH_JS = """async (source) => {
   const m = await import(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
@@ -101,21 +57,6 @@ BENCH_JS = """async (source) => {
   group.element.remove();
   return times;
 }"""
-
-
-def check_readable(page, root_selector, what):
-    result = page.locator(root_selector).first.evaluate(READABLE_JS)
-    assert result["count"] > 10, f"{what}: only {result['count']} labels"
-    assert not result["problems"], f"{what}: " + "; ".join(result["problems"][:12])
-    return result["count"]
-
-
-def switch_theme(page, name, light):
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{name}$")).click()
-    page.wait_for_function(f"document.body.dataset.jpThemeLight === '{'true' if light else 'false'}'", timeout=15_000)
-    page.wait_for_timeout(300)
 
 
 def tick_texts(chart, axis):
@@ -160,7 +101,7 @@ def test_run_view_charts_features_and_readability(tmp_path, browser_page):
         assert system.locator("[data-testid=jp-train-chart][data-metric='system/cpu_percent']").locator(
             ".jp-train-chart-legend-item").all_inner_texts() == ["node 0", "node 1"]
         page.screenshot(path=str(out / "charts-run-view.png"))
-        system.screenshot(path=str(out / "charts-system-section.png"))
+        element_shot(system, str(out / "charts-system-section.png"))
 
         # legend toggles a line
         loss.locator(".jp-train-chart-legend-item[data-series='rank 1']").click()
@@ -298,10 +239,10 @@ def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page):
         assert len(tick_texts(loss, "x")) >= 3
         monitor.locator("[data-testid=jp-train-chart-x]").select_option("step")
         check_readable(page, ".jt-monitor", "monitor, light")
-        monitor.screenshot(path=str(out / "charts-monitor.png"))
+        element_shot(monitor, str(out / "charts-monitor.png"))
         switch_theme(page, "JupyterLab Dark", light=False)
         check_readable(page, ".jt-monitor", "monitor, dark")
-        monitor.screenshot(path=str(out / "charts-monitor-dark.png"))
+        element_shot(monitor, str(out / "charts-monitor-dark.png"))
 
         # a distributed run whose rank 1 fails: the log pane shows rank 1
         failing = page.locator(".jt-monitor").nth(1)
@@ -311,7 +252,7 @@ def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page):
         page.wait_for_function(
             "document.querySelectorAll('.jt-monitor [data-testid=jt-rank]')[1]?.value === 'rank_1.txt'", timeout=15_000)
         assert "rank one broke" in failing.locator("[data-testid=jt-log]").inner_text()
-        failing.screenshot(path=str(out / "charts-monitor-failed-rank.png"))
+        element_shot(failing, str(out / "charts-monitor-failed-rank.png"))
 
 
 def test_system_section_from_the_real_recorder(tmp_path, browser_page, monkeypatch):
@@ -349,6 +290,6 @@ def test_system_section_from_the_real_recorder(tmp_path, browser_page, monkeypat
         titles = system.locator("figcaption").all_inner_texts()
         assert not [t for t in titles if "system/" in t or "_" in t], titles
         assert charts.first.locator(".jp-train-chart-legend-item").all_inner_texts() == ["node 0"]
-        system.screenshot(path=str(out / "charts-system-recorder.png"))
+        element_shot(system, str(out / "charts-system-recorder.png"))
         check_readable(page, f"[data-testid=jp-train-runview][data-run-id='{run['id']}'] [data-section=system]", "system, light")
         print("recorder's charts:", ", ".join(titles))

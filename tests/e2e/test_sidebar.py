@@ -10,6 +10,7 @@ import re
 import time
 
 from tests.conftest import SCRIPTS
+from tests.e2e.readable import check_readable, switch_theme
 from tests.e2e.test_lab_monitor import lab_session
 
 ROW = "[data-testid=jp-train-run-row][data-run-id='{}']"
@@ -169,7 +170,16 @@ def test_panel_lists_live_opens_logs_and_charts_cancels_and_compares(tmp_path, b
             "ps => ps.map(p => parseFloat(p.getAttribute('d').slice(1)))")
         assert len(starts) == 2 and abs(starts[0] - starts[1]) < 1, starts
         compare.locator("[data-testid=jp-train-chart-x]").select_option("step")
+        # every number on compare's charts readable at 1400x900, light and dark
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.wait_for_timeout(300)
+        check_readable(page, "[data-testid=jp-train-compare]", "compare, light")
         page.screenshot(path=str(out / "compare.png"))
+        switch_theme(page, "JupyterLab Dark", light=False)
+        check_readable(page, "[data-testid=jp-train-compare]", "compare, dark")
+        page.screenshot(path=str(out / "compare-dark.png"))
+        switch_theme(page, "JupyterLab Light", light=True)
+        page.set_viewport_size({"width": 1400, "height": 1000})
 
         # A run from a notebook cell: its SDK code carries the cell's text (from its snapshot),
         # not a file the user does not have.
