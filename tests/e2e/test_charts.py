@@ -76,9 +76,7 @@ def test_run_view_charts_features_and_readability(tmp_path, browser_page):
                                         "script": "charts.py", "arguments": []}, expect=201)
         lab.wait_status(run["id"], ("Completed", "Failed"), timeout=90)
         lab.row_status(run["id"], "Completed")
-        lab.row(run["id"]).locator(".jp-train-run-name").click()
-        view = page.locator(f"[data-testid=jp-train-runview][data-run-id='{run['id']}']")
-        view.locator("[data-testid=jp-train-tab-metrics]").click()
+        view = lab.open_run(run["id"], "metrics")
         loss = view.locator("[data-section=metrics] [data-testid=jp-train-chart][data-metric=loss]")
         loss.wait_for(timeout=15_000)
 
@@ -280,9 +278,7 @@ def test_system_section_from_the_real_recorder(tmp_path, browser_page, monkeypat
         recorded = [s["name"] for s in series if s["name"].startswith("system/") and s["numeric"] >= 2]
         assert recorded, f"the recorder wrote no system/ series with 2+ points: {[s['name'] for s in series]}"
         lab.row_status(run["id"], "Completed")
-        lab.row(run["id"]).locator(".jp-train-run-name").click()
-        view = page.locator(f"[data-testid=jp-train-runview][data-run-id='{run['id']}']")
-        view.locator("[data-testid=jp-train-tab-metrics]").click()
+        view = lab.open_run(run["id"], "metrics")
         system = view.locator("[data-section=system]")
         system.wait_for(timeout=15_000)
         charts = system.locator("[data-testid=jp-train-chart]")

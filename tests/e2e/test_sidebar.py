@@ -55,6 +55,15 @@ class Lab:
     def row(self, run_id):
         return self.page.locator(ROW.format(run_id))
 
+    def open_run(self, run_id, tab=None):
+        """Open a run's view from its row in the panel (and one of its tabs): the view."""
+        self.row(run_id).locator(".jp-train-run-name").click()
+        view = self.page.locator(f"[data-testid=jp-train-runview][data-run-id='{run_id}']")
+        view.wait_for(timeout=10_000)
+        if tab:
+            view.locator(f"[data-testid=jp-train-tab-{tab}]").click()
+        return view
+
     def row_status(self, run_id, status, timeout=60_000):
         self.page.wait_for_function(
             "([id, s]) => document.querySelector(`[data-testid=jp-train-run-row][data-run-id='${id}']`)"
@@ -353,10 +362,7 @@ def test_run_view_shows_the_images_a_run_logs_as_they_come(tmp_path, browser_pag
         lab.open_panel()
         run = lab.submit("log_images.py", ["--sleep", "6"], experiment="images")
         lab.row_status(run["id"], "Running", timeout=30_000)
-        lab.row(run["id"]).locator(".jp-train-run-name").click()
-        view = page.locator(f"[data-testid=jp-train-runview][data-run-id='{run['id']}']")
-        view.wait_for(timeout=10_000)
-        view.locator("[data-testid=jp-train-tab-metrics]").click()
+        view = lab.open_run(run["id"], "metrics")
         figure = "[data-testid=jp-train-images] figure[data-image='outputs/images/{}'] img"
         first = view.locator(figure.format("curve.png"))
         first.wait_for(timeout=20_000)
