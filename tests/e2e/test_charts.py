@@ -205,7 +205,10 @@ MONITOR_CELLS = [
 ]
 
 
-def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page):
+def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page, monkeypatch):
+    from jupyter_ext import contract
+
+    monkeypatch.setenv(contract.ENV_SYSTEM_METRICS_INTERVAL, "0.5")  # the server's recorder, sampling
     page = browser_page
     page.set_viewport_size({"width": 1400, "height": 900})
     with lab_session(tmp_path, MONITOR_CELLS, page, "monitor-charts") as (url, token, out):
@@ -222,6 +225,12 @@ def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page):
         # one chart per metric, each with its own y axis, and the checkboxes show the colours
         assert monitor.locator("[data-testid=jp-train-chart][data-metric=accuracy]").count() == 1
         assert monitor.locator(".jt-picks .jt-pick-keys .jp-train-series-key").count() >= 2
+        # the node's system metrics appear in their own section while the run is running
+        page.wait_for_function(
+            "document.querySelector('.jt-monitor [data-section=system] [data-testid=jp-train-chart]"
+            "[data-metric=\"system/cpu_utilization_percentage\"]') !== null", timeout=30_000)
+        assert monitor.locator("[data-testid=jt-status]").inner_text() == "Running"
+        assert monitor.locator("[data-section=system] h3").inner_text() == "System"
         page.wait_for_function(
             "document.querySelector('.jt-monitor [data-testid=jt-status]').textContent === 'Completed'", timeout=90_000)
         # the progress bar from the script's tqdm output in rank 0's log
@@ -255,37 +264,52 @@ def test_monitor_charts_log_pane_and_progress(tmp_path, browser_page):
 
 def test_system_section_from_the_real_recorder(tmp_path, browser_page, monkeypatch):
     """The supervisor's system-metrics recorder (jupyter_ext/launcher/sysmetrics.py), sampling
-    every 0.3 s: its metrics land in the run view's System section, a line per node."""
-    import pytest
+    every 0.3 s: its metrics appear in the run view's System section while the run is still
+    running and grow as it goes, a line per node; after the run, the charts are the series it
+    recorded."""
+    from jupyter_ext import contract
 
-    contract = pytest.importorskip("jupyter_ext.contract")
-    name = getattr(contract, "ENV_SYSTEM_METRICS_INTERVAL", None)
-    if name is None:
-        pytest.skip("no system-metrics recorder in this tree")
-    monkeypatch.setenv(name, "0.3")
+    monkeypatch.setenv(contract.ENV_SYSTEM_METRICS_INTERVAL, "0.3")
     page = browser_page
     page.set_viewport_size({"width": 1400, "height": 900})
     src = tmp_path / "src"
     src.mkdir()
-    (src / "busy.py").write_text("import time\nt = time.time()\nwhile time.time() - t < 3:\n    sum(range(10000))\n")
+    stop = tmp_path / "stop"
+    (src / "busy.py").write_text(
+        "import os, sys, time\nt = time.time()\n"
+        "while not os.path.exists(sys.argv[1]) and time.time() - t < 120:\n    sum(range(10000))\n")
     with lab_session(tmp_path, ["print('hello')"], page, "charts-recorder") as (url, token, out):
         lab = Lab(page, url, token)
         lab.open_panel()
         run = lab.call("POST", "runs", {"experiment": "recorder", "source_directory": str(src),
-                                        "script": "busy.py", "arguments": []}, expect=201)
-        lab.wait_status(run["id"], ("Completed", "Failed"), timeout=90)
+                                        "script": "busy.py", "arguments": [str(stop)]}, expect=201)
+        lab.row_status(run["id"], "Running")
+        view = lab.open_run(run["id"], "metrics")
+        system = view.locator("[data-section=system]")
+        cpu = system.locator("[data-testid=jp-train-chart][data-metric='system/cpu_utilization_percentage']")
+        cpu.wait_for(timeout=30_000)
+        # (charts are drawn anew on each update: wait by selector, not on an element handle)
+        in_system = f"[data-testid=jp-train-runview][data-run-id='{run['id']}'] [data-section=system]"
+        cpu_points = (f"Number(document.querySelector(\"{in_system} [data-testid=jp-train-chart]"
+                      "[data-metric='system/cpu_utilization_percentage']\")?.dataset.points ?? 0)")
+        page.wait_for_function(f"{cpu_points} >= 2", timeout=15_000)
+        seen = int(cpu.get_attribute("data-points"))
+        # ... and more points stream in while it runs
+        page.wait_for_function(f"{cpu_points} >= {seen + 3}", timeout=15_000)
+        assert lab.call("GET", f"runs/{run['id']}")["status"] == "Running"
+        stop.write_text("")
+        lab.wait_status(run["id"], ("Completed", "Failed"), timeout=60)
+        lab.row_status(run["id"], "Completed")
         series = lab.call("GET", f"runs/{run['id']}/metrics/series?points=0")["series"]
         recorded = [s["name"] for s in series if s["name"].startswith("system/") and s["numeric"] >= 2]
         assert recorded, f"the recorder wrote no system/ series with 2+ points: {[s['name'] for s in series]}"
-        lab.row_status(run["id"], "Completed")
-        view = lab.open_run(run["id"], "metrics")
-        system = view.locator("[data-section=system]")
-        system.wait_for(timeout=15_000)
+        page.wait_for_function(f"document.querySelectorAll(\"{in_system} [data-testid=jp-train-chart]\").length"
+                               f" === {len(recorded)}", timeout=15_000)
         charts = system.locator("[data-testid=jp-train-chart]")
         assert sorted(charts.evaluate_all("els => els.map(e => e.dataset.metric)")) == sorted(recorded)
         titles = system.locator("figcaption").all_inner_texts()
         assert not [t for t in titles if "system/" in t or "_" in t], titles
         assert charts.first.locator(".jp-train-chart-legend-item").all_inner_texts() == ["node 0"]
         element_shot(system, str(out / "charts-system-recorder.png"))
-        check_readable(page, f"[data-testid=jp-train-runview][data-run-id='{run['id']}'] [data-section=system]", "system, light")
+        check_readable(page, in_system, "system, light")
         print("recorder's charts:", ", ".join(titles))
