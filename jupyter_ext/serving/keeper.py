@@ -116,10 +116,13 @@ def main() -> int:
         if port is None:
             code = child.wait()
             if not ever_ready:
+                # the same words in the status file as in the run's error: a client that reads
+                # the service between the two sees one message, not a vaguer first one
+                why = (f"The scoring process ended (exit code {code}) before it served: its init() raised "
+                       "or its port was taken.")
                 write_status(run_dir, state=FAILED, restarts=restarts, last_exit=code, pid=None, port=None,
-                             error="init() failed or the server could not start (see the log)")
-                raise InitFailed(f"The scoring process ended (exit code {code}) before it served: its "
-                                 "init() raised or its port was taken. The log above has its traceback.")
+                             error=f"{why} See the service's log.")
+                raise InitFailed(f"{why} The log above has its traceback.")
         else:
             ever_ready = True
             ready_at = time.time()
