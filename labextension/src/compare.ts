@@ -9,7 +9,7 @@
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { ChartGroup, sinceStart } from './chart';
+import { ChartGroup, isSystemMetric, sinceStart } from './chart';
 import { ITrainContext, notifyError } from './context';
 import { isTerminal } from './contract';
 import { h, statusBadge } from './dom';
@@ -117,9 +117,9 @@ export class CompareView extends Widget {
     const now = Date.now() / 1000;
     const histories = this.runIds.map(id => this._histories.get(id)!);
     const runs = this.runIds.map(id => this._run(id));
-    const names = comparableMetrics(histories);
+    const names = comparableMetrics(histories).filter(n => !isSystemMetric(n));
     const latest = this.runIds.map((id, i) => new Map(histories[i].latest().map(m => [m.name, m.value])));
-    const metricCols = Array.from(new Set(histories.flatMap(hh => hh.names))).filter(n => !n.startsWith('system/'));
+    const metricCols = Array.from(new Set(histories.flatMap(hh => hh.names))).filter(n => !isSystemMetric(n));
     const known = runs.filter((r): r is IRun => !!r);
     const { names: paramCols, differing } = comparedParameters(known);
     const params = runs.map((r): Record<string, ParamValue> => (r ? parameterMap(r) : {}));
@@ -155,7 +155,7 @@ export class CompareView extends Widget {
     this._group.setSections([{
       id: 'metrics',
       title: '',
-      charts: names.filter(n => !n.startsWith('system/')).map(name => ({
+      charts: names.map(name => ({
         metric: name,
         title: name,
         series: this.runIds.map((id, i) => ({ label: runLabel(this._run(id), id), points: sinceStart(histories[i].timedSeries(name, 0)), color: i, id }))
