@@ -85,6 +85,12 @@ ENV_URL = "JUPYTER_TRAIN_URL"
 ENV_TOKEN = "JUPYTER_TRAIN_TOKEN"
 ENV_AZUREML_COMPAT = "JUPYTER_TRAIN_AZUREML_COMPAT"
 ENV_SYSTEM_METRICS_INTERVAL = "JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL"
+ENV_INPUT_DATASETS = "JUPYTER_TRAIN_INPUT_DATASETS"
+ENV_SECRET_FILE = "JUPYTER_TRAIN_SECRET_FILE"
+
+# A script argument that stands for a dataset input (Azure ML's own text for one): rank_entry
+# puts the input's path on the node in its place, whole or after "--option=".
+DATASET_ARG_PREFIX = "DatasetConsumptionConfig:"
 
 # Every variable: what it holds, who sets it and who reads it.
 ENV_VARS = {
@@ -109,6 +115,11 @@ ENV_VARS = {
     ENV_SYSTEM_METRICS_INTERVAL: "seconds between samples of each node's system metrics (default "
                                  "5; 0 turns them off); set by a user in the server's environment, "
                                  "read by the supervisor and the Ray node agents",
+    ENV_INPUT_DATASETS: "the run's dataset inputs as JSON {name: {path, kind, dataset, version, "
+                        "mode}}; set by the supervisor, read by rank_entry and tracking "
+                        "(run.input_datasets)",
+    ENV_SECRET_FILE: "the key that encrypts datastore credentials (default: in Jupyter's data "
+                     "folder, outside every workspace); set by a user",
 }
 
 # Set by the supervisor in the environment of every job process.

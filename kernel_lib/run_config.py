@@ -77,8 +77,14 @@ class ScriptRunConfig:
         import sys
 
         env = self.environment
+        inputs = {}
+        for a in self.arguments:
+            if callable(getattr(a, "to_request", None)) and hasattr(a, "mode"):
+                inputs[a.name] = a.to_request()
         return {"experiment": experiment, "source_directory": self.source_directory,
-                "script": self.script, "arguments": self.arguments,
+                "script": self.script, "arguments": [str(a) if a.__class__.__name__ ==
+                                                     "DatasetConsumptionConfig" else a for a in self.arguments],
+                **({"datasets": list(inputs.values())} if inputs else {}),
                 "compute_target": self.target_name,
                 # no environment: the job runs with this kernel's interpreter (no build)
                 **({"environment": env.to_spec()} if env is not None else {"python": sys.executable}),
@@ -100,6 +106,8 @@ def _arguments(value) -> list:
         raise args.ArgumentTypeError(f"arguments must be a list or tuple, e.g. ['--lr', '1'], not "
                                      f"{type(value).__name__}.")
     for i, a in enumerate(value):
+        if callable(getattr(a, "to_request", None)) and hasattr(a, "mode"):  # a dataset input
+            continue
         if isinstance(a, bool) or not isinstance(a, (str, int, float)):
             raise args.ArgumentTypeError(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument "
                                          "must be a str, int or float. Convert it, e.g. str(value).")

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from jupyter_ext.contract import (ENV_EXPERIMENT, ENV_FLUSH_S, ENV_METRICS_DIR, ENV_RUN_ID, KIND,
+from jupyter_ext.contract import (ENV_EXPERIMENT, ENV_INPUT_DATASETS, ENV_FLUSH_S, ENV_METRICS_DIR, ENV_RUN_ID, KIND,
                                   MAX_NAME, MAX_TEXT, METRIC, NAME, NONFINITE, STEP, TAG, TIME, VALUE,
                                   metrics_file_name)
 
@@ -150,6 +150,31 @@ def _encode(rec: tuple) -> str:
         return json.dumps(d, separators=(",", ":"))
 
 
+class LocalTabularDataset:
+    """A tabular dataset input on the node: its delimited files, read with pandas."""
+
+    def __init__(self, info: dict):
+        self.path = info["path"]
+        self.name, self.version = info.get("dataset"), info.get("version")
+        self._options = info.get("tabular") or {}
+
+    def files(self) -> list:
+        if os.path.isfile(self.path):
+            return [self.path]
+        return sorted(os.path.join(d, f) for d, _, names in os.walk(self.path) for f in names)
+
+    def to_pandas_dataframe(self):
+        import pandas as pd
+
+        sep = self._options.get("separator", ",")
+        header = 0 if self._options.get("header", True) else None
+        frames = [pd.read_csv(f, sep=sep, header=header) for f in self.files()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def __repr__(self):
+        return f"TabularDataset(name={self.name!r}, version={self.version}, path={self.path!r})"
+
+
 class Run:
     """A handle on the current run from inside its script."""
 
@@ -179,6 +204,15 @@ class Run:
     @property
     def offline(self) -> bool:
         return self._writer is None
+
+    @property
+    def input_datasets(self) -> dict:
+        """The run's dataset inputs by name, as Azure ML gives them: a file dataset's path on
+        this node (its folder, or its file for a dataset of one file); a tabular dataset as an
+        object with ``to_pandas_dataframe()`` (and ``.path``)."""
+        inputs = json.loads(os.environ.get(ENV_INPUT_DATASETS) or "{}")
+        return {name: (LocalTabularDataset(info) if info.get("kind") == "tabular" else info["path"])
+                for name, info in inputs.items()}
 
     @staticmethod
     def _print_offline(rec: tuple) -> None:

@@ -137,6 +137,24 @@ class Workspace:
             latest[m["name"]] = Model(self, m["name"], _data=m)
         return latest
 
+    def get_default_datastore(self):
+        """The workspace's own datastore, ``workspaceblobstore`` (a folder in the workspace)."""
+        from .data import Datastore
+
+        return Datastore.get_default(self)
+
+    @property
+    def datastores(self) -> dict:
+        from .data import Datastore
+
+        return {d.name: d for d in Datastore.list(self)}
+
+    @property
+    def datasets(self) -> dict:
+        from .data import Dataset
+
+        return Dataset.get_all(self)
+
     def get_run(self, run_id: str):
         from .run import Run
 

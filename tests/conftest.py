@@ -28,6 +28,10 @@ TERMINAL = ("Completed", "Failed", "Canceled")
 # whoever runs it) asks: tests that compare a run's metrics with what its script logged stay
 # exact. tests/test_system_metrics.py turns them on where it looks at them.
 os.environ.setdefault("JUPYTER_TRAIN_SYSTEM_METRICS_INTERVAL", "0")
+# Datastore credentials are encrypted with a key outside the workspace: the suite's own, not the
+# key of whoever runs it (tests/test_datasets.py checks the key never lands in a workspace).
+os.environ.setdefault("JUPYTER_TRAIN_SECRET_FILE", os.path.join(
+    __import__("tempfile").mkdtemp(prefix="jt-secret-"), "datastore.key"))
 
 
 def pytest_terminal_summary(terminalreporter):

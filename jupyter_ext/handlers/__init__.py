@@ -7,6 +7,9 @@ import re
 
 from ..schema import api_spec
 from .base import NoEndpointHandler
+from .datasets import (DatasetFileHandler, DatasetHandler, DatasetsHandler, DatasetVersionHandler,
+                       DatastoreFileHandler, DatastoreFilesHandler, DatastoreHandler, DatastoresHandler,
+                       DatastoreUploadHandler)
 from .environments import EnvironmentHandler, EnvironmentsHandler
 from .events import WorkspaceEventsHandler
 from .models import ModelFileHandler, ModelHandler, ModelsHandler, ModelVersionHandler
@@ -48,6 +51,15 @@ ROUTES = [
     (rf"/models/{NAME}", ModelHandler),
     (rf"/models/{NAME}/(?P<version>[0-9]+)", ModelVersionHandler),
     (rf"/models/{NAME}/(?P<version>[0-9]+)/files/(?P<path>.+)", ModelFileHandler),
+    (r"/datastores", DatastoresHandler),
+    (rf"/datastores/{NAME}", DatastoreHandler),
+    (rf"/datastores/{NAME}/upload", DatastoreUploadHandler),
+    (rf"/datastores/{NAME}/files", DatastoreFilesHandler),
+    (rf"/datastores/{NAME}/files/(?P<path>.+)", DatastoreFileHandler),
+    (r"/datasets", DatasetsHandler),
+    (rf"/datasets/{NAME}", DatasetHandler),
+    (rf"/datasets/{NAME}/(?P<version>[0-9]+)", DatasetVersionHandler),
+    (rf"/datasets/{NAME}/(?P<version>[0-9]+)/files/(?P<path>.+)", DatasetFileHandler),
     (r"/services", ServicesHandler),
     (rf"/services/{NAME}", ServiceHandler),
     (rf"/services/{NAME}/keys", ServiceKeysHandler),

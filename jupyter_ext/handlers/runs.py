@@ -230,8 +230,8 @@ class OneComputeHandler(TrainHandler):
         self.finish()
 
 
-def bad_version(raw: str) -> int:
+def bad_version(raw: str, what: str = "Model") -> int:
     try:
         return int(raw)
     except ValueError:
-        raise InvalidRequest(f"Model version {raw!r} must be an integer.") from None
+        raise InvalidRequest(f"{what} version {raw!r} must be an integer.") from None

@@ -160,6 +160,11 @@ class Target(abc.ABC):
         if plan.build == "venv":
             spec.python = ctx.envs.ensure(plan.env, ctx.log_path)
 
+    def mount_refused(self) -> str | None:
+        """Why this target's nodes cannot read a folder of this host as it is (a dataset's
+        mount: they then get a download); None: they can (processes on this host)."""
+        return None
+
     @abc.abstractmethod
     def placement(self, spec: RunSpec, indices: list[int]) -> Placement:
         """Where the nodes on slots ``indices`` run (may raise InvalidRequest: the run fails)."""

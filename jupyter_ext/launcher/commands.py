@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import contract as C
+from .datainputs import input_env
 from .spec import DistributedSpec, DockerPlacement, NodeSpec, RunSpec
 
 ENTRY = ["-m", "jupyter_ext.launcher.rank_entry"]
@@ -155,6 +156,7 @@ def contract_vars(spec: RunSpec, root) -> dict[str, str]:
         C.ENV_RUN_DIR: str(root),
         C.ENV_METRICS_DIR: str(Path(root) / C.METRICS_DIR),
         "PYTHONUNBUFFERED": "1",
+        **input_env(spec.datasets, str(root)),
     }
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 
 from ..contract import ENV_SUPERVISOR
-from . import payload, transfer
+from . import datainputs, payload, transfer
 from .commands import container_name
 from .remote_supervisor import RemoteProc, RemoteSupervisor
 
@@ -143,7 +143,7 @@ class DockerSupervisor(RemoteSupervisor):
         self.volume = self.client.volumes.create(name=container_name(self.spec.run_id, 0) + "-files",
                                                  labels=self._labels())
         run_dir = str(self.rd.path)
-        data = transfer.pack(self.rd.path, sorted({n.cwd for n in self.spec.nodes} | {"wd"}),
+        data = transfer.pack(self.rd.path, sorted({n.cwd for n in self.spec.nodes} | {"wd", datainputs.INPUTS}),
                              empty_dirs=("logs", "metrics", "pids", "errors"),
                              extra=payload.mounts(".jt-lib"))
         helper = self.client.containers.create(self.placement.image, ["true"], labels=self._labels(),

@@ -163,11 +163,18 @@ class DockerTarget(Target):
         except Exception as exc:  # an engine that went away: the run fails, never stuck in Preparing
             raise BuildFailed(f"{where}: {exc}") from None
 
+    def mount_refused(self) -> str | None:
+        if self.docker.shared:
+            return None
+        return f"the Docker engine at {self.engine} does not see this host's files (shared_filesystem=False)"
+
     def placement(self, spec: RunSpec, indices: list[int]) -> DockerPlacement:
         """What the supervisor needs to start this run's containers (stored in spec.json)."""
         shared = self.docker.shared
         mounts = {k: v + ":ro" for k, v in payload.mounts(LIB).items()} if shared else {}
         mounts.update(self.docker.volumes)
+        # a mounted dataset: its folder, read-only, at the same path (where the script is told)
+        mounts.update({d["mount"]: d["mount"] + ":ro" for d in spec.datasets if d["mode"] == "mount"})
         return DockerPlacement(target=self.name, nodes=list(indices), node_gpus=self.node_gpus(indices),
                                base_url=self.engine, image=spec.image or "", mounts=mounts,
                                network=self.docker.network, shm_size=self.docker.shm_size,

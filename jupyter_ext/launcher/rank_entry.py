@@ -45,6 +45,23 @@ def complete_env(env=os.environ) -> int:
     return rank
 
 
+def dataset_args(args: list[str], env=os.environ) -> list[str]:
+    """``args`` with each ``DatasetConsumptionConfig:<name>`` (whole, or after ``--opt=``)
+    replaced by input ``<name>``'s path on this node (contract.ENV_INPUT_DATASETS)."""
+    inputs = json.loads(env.get(contract.ENV_INPUT_DATASETS) or "{}")
+    if not inputs:
+        return args
+    prefix = contract.DATASET_ARG_PREFIX
+
+    def sub(arg: str) -> str:
+        head, eq, tail = arg.partition("=") if arg.startswith("-") and "=" in arg else ("", "", arg)
+        if tail.startswith(prefix) and tail[len(prefix):] in inputs:
+            return head + eq + inputs[tail[len(prefix):]]["path"]
+        return arg
+
+    return [sub(a) for a in args]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
@@ -61,7 +78,7 @@ def main(argv=None) -> int:
         os.dup2(fd, 2)
         os.close(fd)
         _write_json(os.path.join(run_dir, "pids", f"rank_{rank}.json"), {"pid": os.getpid(), "rank": rank})
-    script, args = argv[0], [os.path.expandvars(a) for a in argv[1:]]
+    script, args = argv[0], dataset_args([os.path.expandvars(a) for a in argv[1:]])
     sys.argv = [script, *args]
     sys.path[0] = os.path.dirname(os.path.abspath(script))
     azureml_compat()

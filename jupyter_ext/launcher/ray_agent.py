@@ -36,6 +36,7 @@ PROBE = ".ray-probe"  # the token file the supervisor writes into the run direct
 FOLDERS = ("logs", "metrics", "pids", "errors")
 PACKAGES = payload.PACKAGES
 LIB_CACHE = Path(tempfile.gettempdir()) / "jupyter-train-lib"  # on each node: <fingerprint>/<package>
+DATA_CACHE = Path(tempfile.gettempdir()) / "jupyter-train-data"  # on each node: dataset files by content
 fingerprint = payload.fingerprint  # a hash of the packages' Python sources
 
 
@@ -128,6 +129,23 @@ class NodeAgent:
 
     def unpack(self, data: bytes) -> int:
         return self._launcher("transfer").unpack(data, self.root)
+
+    # -- dataset inputs (copy mode): this node's own cache, sent only what it lacks ----------
+    def _data_cache(self):
+        return self._launcher("datainputs").ObjectCache(DATA_CACHE)
+
+    def missing_objects(self, digests: list[str]) -> list[str]:
+        return self._data_cache().missing(digests)
+
+    def put_objects(self, batch: dict) -> int:
+        cache = self._data_cache()
+        return sum(cache.put(data, digest, f"a dataset file ({digest[:12]}) sent to node {self.index}")
+                   for digest, data in batch.items())
+
+    def lay_out_inputs(self, inputs: list[dict]) -> list[str]:
+        lines: list[str] = []
+        self._launcher("datainputs").lay_out(inputs, self._data_cache(), self.root, lines.append)
+        return lines
 
     def start(self, argv: list[str], cwd: str, env: dict, log_name: str, grace_s: float) -> int:
         """Start the node's command under a node_keeper (which ends it when this agent goes, however

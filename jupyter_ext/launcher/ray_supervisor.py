@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 
-from . import payload, ray_agent, transfer
+from . import datainputs, payload, ray_agent, transfer
 from .commands import fill, late_names
 from .ray_agent import PROBE, NodeAgent
 from .remote_supervisor import RemoteProc, RemoteSupervisor, tcp_hint
@@ -24,6 +24,7 @@ from ..contract import ENV_RAY_SHIP_PACKAGES, ENV_SYSTEM_METRICS_INTERVAL
 
 PG_TIMEOUT_S = 120  # to be granted the job's bundles
 ENV_TIMEOUT_S = 900  # for Ray to build an environment on a node
+SHIP_BATCH_BYTES = 64 << 20  # dataset files sent to a node in one object-store put
 ANSWERED_S = 30.0  # more time to connect after the cluster answered with an error of its own
 MAX_CONNECT_S = 180.0  # and no more than this in all
 package_dirs = payload.package_dirs  # jupyter_ext and kernel_lib: on the PYTHONPATH of the nodes
@@ -217,6 +218,7 @@ class RaySupervisor(RemoteSupervisor):
         for node, agent, info in zip(self.template, agents, infos):
             if info["copy"]:
                 self._ship(node, agent)
+                self._ship_inputs(agent, info)
             python = info["python"] if info["copy"] else self.spec.python  # Ray's environment there
             node = fill(self.spec, node, {**late, "PYTHON": python, "RUN_DIR": info["root"]})
             nodes.append(node)
@@ -260,6 +262,33 @@ class RaySupervisor(RemoteSupervisor):
 
         data = transfer.pack(self.rd.path, [node.cwd])
         ray.get(agent.unpack.remote(ray.put(data)))
+
+    def _ship_inputs(self, agent, info: dict) -> None:
+        """The run's downloaded datasets to a node that does not see this host's files: it is
+        sent (through the object store, in batches) only the files its own cache lacks."""
+        import ray
+
+        manifest = datainputs.read_manifest(self.rd.path)
+        inputs = [i for i in manifest.get("inputs", []) if i["mode"] == "download"]
+        if not inputs:
+            return
+        cache = datainputs.ObjectCache(manifest["cache"])
+        digests = sorted({f[1] for i in inputs for f in i["files"]})
+        missing = ray.get(agent.missing_objects.remote(digests))
+        sent, batch, size = 0, {}, 0
+        for digest in missing:
+            data = cache.read(digest)
+            batch[digest], size = data, size + len(data)
+            if size >= SHIP_BATCH_BYTES:
+                ray.get(agent.put_objects.remote(ray.put(batch)))
+                sent, batch, size = sent + size, {}, 0
+        if batch:
+            ray.get(agent.put_objects.remote(ray.put(batch)))
+            sent += size
+        for line in ray.get(agent.lay_out_inputs.remote(inputs)):
+            self.say(f"{info['where']}: {line}")
+        self.say(f"{info['where']}: datasets through Ray: sent {len(missing)} of {len(digests)} files "
+                 f"({sent / 1e6:.1f} MB); the rest were in the node's cache")
 
     # -- files back -------------------------------------------------------------------------
     def sync(self, final: bool = False) -> None:

@@ -176,6 +176,12 @@ class RayTarget(Target):
     def slots_changed(self) -> None:
         self._publish()
 
+    def mount_refused(self) -> str | None:
+        if self.ray.shared_filesystem is True:
+            return None
+        return ("the Ray nodes may not see this host's files (the target's shared_filesystem is not "
+                "True), so they are sent the files through Ray")
+
     def describe(self) -> dict:
         shape = self.ray.node_shape
         d = self.description(vm_size=_shape_text(shape), cpus=int(shape.get("CPU", 0)), gpus=self.gpus_per_node,

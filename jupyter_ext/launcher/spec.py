@@ -125,6 +125,8 @@ class RunSpec:
     remote_packages: list[str] | None = None  # pip requirements the nodes install themselves (the
     # environment plan's, kept until the target places the run: RayPlacement.packages)
     placement: Placement | None = None  # where its nodes run (set when the nodes are allocated)
+    datasets: list[dict] = field(default_factory=list)  # its dataset inputs (datainputs.summary;
+    # their files are in the run directory's datasets.json), set when they are prepared
 
     @property
     def node_gpus(self) -> list[str]:

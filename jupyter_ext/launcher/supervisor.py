@@ -25,6 +25,7 @@ import sys
 import time
 
 from ..contract import ENV_SUPERVISOR
+from . import datainputs
 from .commands import LOOPBACK, fill, job_env, late_names
 from .finalize import failure_summary, finalize_outputs, first_rank_error
 from .procs import become_subreaper, end_run_processes, free_port, kill_ranks, start_reaper, start_time
@@ -33,6 +34,10 @@ from .spec import RunSpec, RunState
 
 POLL_S = 0.02  # wait_nodes' pace where it cannot wait on events (_NodeWaiter unavailable)
 LIVENESS_S = 1.0  # the longest wait_nodes sleeps without an event (a node exiting, a signal)
+
+
+class InputsFailed(OSError):
+    """A dataset input could not be laid out on this node."""
 
 
 class _NodeWaiter:
@@ -132,10 +137,28 @@ class Supervisor:
             dest.mkdir(exist_ok=True)
         for d in ("pids", "errors"):
             (self.rd.path / d).mkdir(exist_ok=True)
+        self.materialize_inputs()
         if store is not None:
             import atexit
 
             atexit.register(store.start_restock, self.spec.snapshot_id, self.rd.path)
+
+    def materialize_inputs(self) -> None:
+        """The run's downloaded datasets, as inputs/<name>/ of the run directory, from this
+        host's cache (the server fetched them there while the run was Preparing)."""
+        manifest = datainputs.read_manifest(self.rd.path)
+        if not manifest.get("inputs"):
+            return
+
+        def say(text: str) -> None:
+            print(text, flush=True)
+            with open(self.rd.logs / "prepare.txt", "a") as f:
+                f.write(text + "\n")
+
+        try:
+            datainputs.lay_out(manifest["inputs"], datainputs.ObjectCache(manifest["cache"]), self.rd.path, say)
+        except OSError as exc:
+            raise InputsFailed(str(exc)) from None
 
     def late_values(self) -> dict[str, str]:
         """The values of the late-bound variables (commands.LATE) of this host's nodes: node 0
@@ -263,6 +286,9 @@ class Supervisor:
         self.rd.append_event(RunState.STARTING, "supervisor", pid=me)
         try:
             self.materialize()
+        except InputsFailed as exc:
+            self.rd.append_event(RunState.FAILED, "supervisor", f"Could not lay out the run's datasets: {exc}")
+            return 1
         except OSError as exc:
             self.rd.append_event(RunState.FAILED, "supervisor", f"Could not lay out the working copy "
                                  f"of the snapshot: {exc}. Check free disk space in {self.rd.path}.")

@@ -17,8 +17,8 @@ import time
 from dataclasses import asdict
 
 from ..environments import BuildFailed, EnvCache
-from ..errors import Conflict, InvalidRequest, NotFound
-from ..launcher import payload
+from ..errors import Conflict, InvalidRequest, NotFound, TrainError
+from ..launcher import datainputs, payload
 from ..launcher.api import PrepareContext, Target
 from ..launcher.host import Host
 from ..launcher.rundir import RunDir
@@ -30,6 +30,7 @@ from ..sweep.config import SweepConfig
 from ..workspace import WorkspaceDir
 from . import history
 from .computes import Computes
+from .datasets import Datasets
 from .environments import Environments
 from .mlflow_api import MlflowApi, job_environment, not_injected
 from .models import Models
@@ -56,6 +57,7 @@ class RunManager:
         self.computes = Computes(self.store, Host(shapes=shapes), targets)
         self.environments = Environments(self.store, EnvCache(self.ws.path / "environments", payload.shim_files))
         self.models = Models(self.store, self.ws.models, self)
+        self.datasets = Datasets(self.store, self.ws.path)
         self.tailer = Tailer(self, poll_interval)
         self.sweeps = Sweeps(self)
         self.services = Services(self)
@@ -101,6 +103,7 @@ class RunManager:
         dist = parse_distributed(req.distributed)
         target.validate_job(dist)
         env = self.environments.resolve(req.environment) if req.environment else None
+        inputs = self.datasets.check_inputs(req.datasets)  # a missing file: refused here
         plan = target.plan_environment(env, req.python or None)
         env, python = plan.env, plan.python
         source = os.path.abspath(os.path.expanduser(req.source_directory)) if req.source_directory else None
@@ -139,18 +142,23 @@ class RunManager:
                                               **({"environment": {"name": env.name, "version": env.version,
                                                                   "key": plan.key}} if env else {}),
                                               **({"sweep": sweep.to_json()} if sweep else {}),
+                                              **({"input_datasets": [
+                                                  {k: i[k] for k in ("name", "dataset", "version", "mode")}
+                                                  for i in inputs]} if inputs else {}),
                                               **(properties or {})},
                                "snapshot_id": snap.id, "run_dir": str(rd.path), "parent_id": parent_id})
         rd.append_event(RunState.NOT_STARTED, "server")
+        if inputs:
+            self.store.record_run_datasets(run_id, inputs)
         if sweep is not None:
             return self._start_sweep(run_id, rd, snap, sweep)
         rd.append_event(RunState.PREPARING, "server", f"snapshot {snap.id}: {snap.files} files, "
                         f"{snap.new_files} new")
-        if plan.build is not None:
-            # Build (or wait for) the environment or image in the background; the run is
-            # Preparing meanwhile and its logs/prepare.txt shows the build live.
+        if plan.build is not None or inputs:
+            # Build (or wait for) the environment or image, and fetch the datasets, in the
+            # background; the run is Preparing meanwhile and logs/prepare.txt shows it live.
             self.tailer.sync(run_id)
-            asyncio.get_running_loop().create_task(self._prepare(target, spec, rd, plan))
+            asyncio.get_running_loop().create_task(self._prepare(target, spec, rd, plan, inputs))
             return self.get_run(run_id)
         self._enqueue(target, run_id, rd)
         return self.get_run(run_id)
@@ -205,7 +213,7 @@ class RunManager:
             environment_variables=not_injected(old.env, run_id),
             tags={**{k: v for k, v in old.tags.items() if k != "resubmit_of"}, "resubmit_of": run_id},
             environment={"name": env["name"], "version": env.get("version")} if env else None,
-            distributed=asdict(dist) if dist else None)
+            distributed=asdict(dist) if dist else None, datasets=props.get("input_datasets"))
         files = self.snapshots.manifest(old.snapshot_id)  # a clear error if the snapshot is gone
         snap = Snapshot(old.snapshot_id, len(files), int(props.get("snapshot_bytes") or 0), 0, 0)
         return await self.submit(req, snapshot=snap)
@@ -216,8 +224,28 @@ class RunManager:
         target.queue.append(run_id)
         self.pump(target)
 
-    async def _prepare(self, target: Target, spec: RunSpec, rd: RunDir, plan) -> None:
+    async def _prepare(self, target: Target, spec: RunSpec, rd: RunDir, plan, inputs=()) -> None:
         ctx = PrepareContext(self.environments.envs, rd.logs / "prepare.txt")
+        if inputs:
+            try:
+                ready = await asyncio.to_thread(self.datasets.prepare, list(inputs), target.mount_refused(), ctx.say)
+            except TrainError as exc:  # a file that changed or went away since it was checked
+                ctx.say(f"{exc.message}\n")
+                rd.append_event(RunState.FAILED, "server", f"Datasets could not be prepared: {exc.message}")
+                self.tailer.sync(spec.run_id)
+                return
+            except OSError as exc:
+                rd.append_event(RunState.FAILED, "server", f"Datasets could not be prepared: {exc}")
+                self.tailer.sync(spec.run_id)
+                return
+            datainputs.write_manifest(rd.path, self.datasets.cache.root, ready)
+            spec.datasets = datainputs.summary(ready)
+            if self._canceled_while_preparing(rd, spec.run_id, "the run's data"):
+                return
+        if plan.build is None:
+            rd.spec_path.write_text(spec.to_json())
+            self._enqueue(target, spec.run_id, rd)
+            return
         try:
             await asyncio.to_thread(target.prepare, spec, plan, ctx)
         except BuildFailed as exc:

@@ -26,6 +26,7 @@ class SubmitRequest:
     extra_files: dict = field(default_factory=dict)  # path -> text, e.g. a notebook cell
     distributed: dict | None = None  # {"kind", "nodes", "procs_per_node", "backend", "max_restarts"}
     environment: dict | None = None  # {"name", "version"} of a registered one, or a whole spec
+    datasets: list | None = None  # inputs: [{"name", "dataset", "version", "mode"}] (runs.datasets)
 
     @classmethod
     def from_json(cls, body) -> "SubmitRequest":

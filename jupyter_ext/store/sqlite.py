@@ -16,6 +16,7 @@ from typing import Iterable
 
 from .. import contract
 from .metrics import MetricsMixin
+from .datasets import DatasetsMixin
 from .services import ServicesMixin
 
 SCHEMA = """
@@ -54,7 +55,7 @@ MIGRATIONS = {"runs": [("parent_id", "TEXT")],
 RUN_JSON_COLUMNS = ("arguments", "tags", "properties", "phases")
 
 
-class SQLiteStore(MetricsMixin, ServicesMixin):
+class SQLiteStore(MetricsMixin, ServicesMixin, DatasetsMixin):
     def __init__(self, path: str):
         self.path = path
         self._lock = threading.RLock()
@@ -71,6 +72,7 @@ class SQLiteStore(MetricsMixin, ServicesMixin):
         self.db.execute("CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_id, created_at)")
         self._open_metrics()
         self._open_services()
+        self._open_datasets()
 
     def close(self) -> None:
         with self._lock:

@@ -61,6 +61,10 @@ class Run:
         return None
 
     @property
+    def input_datasets(self) -> dict:
+        return self._run.input_datasets
+
+    @property
     def number(self) -> int:
         return 0
 
