@@ -294,6 +294,63 @@ OTHER_CASES = [
 ]
 
 
+DATA_CASES = [
+    C("GET", "/datastores", "unknown query parameter", query="kind=local"),
+    C("POST", "/datastores", "body is a JSON array", body=[]),
+    C("POST", "/datastores", "no kind", body={"name": "st"}),
+    C("POST", "/datastores", "unknown kind", body={"name": "st", "kind": "ftp", "url": "ftp://x"}),
+    C("POST", "/datastores", "local path is relative", body={"name": "st", "kind": "local", "path": "data"}),
+    C("POST", "/datastores", "local path with NUL", body={"name": "st", "kind": "local", "path": "/tmp/a\x00b"}),
+    C("POST", "/datastores", "local path that is not there", body={"name": "st", "kind": "local", "path": "/nonexistent/x"}),
+    C("POST", "/datastores", "fsspec without a URL", body={"name": "st", "kind": "fsspec"}),
+    C("POST", "/datastores", "fsspec URL of an unknown protocol", body={"name": "st", "kind": "fsspec", "url": "nosuch://b/p"}),
+    C("POST", "/datastores", "storage_options is a list", body={"name": "st", "kind": "fsspec", "url": "memory://x",
+                                                                   "storage_options": [1]}),
+    C("POST", "/datastores", "replaces the default store", body={"name": "workspaceblobstore", "kind": "workspace"}),
+    C("POST", "/datastores", "name with path traversal", body={"name": "../st", "kind": "workspace"}),
+    C("GET", "/datastores/{name}", "no such datastore", params={"name": "nope"}),
+    C("POST", "/datastores/{name}/upload", "no source", body={}),
+    C("POST", "/datastores/{name}/upload", "source is relative", body={"source": "data"}),
+    C("POST", "/datastores/{name}/upload", "a file that leads out of the source",
+      body={"source": "{scripts}", "files": ["../conftest.py"]}),
+    C("POST", "/datastores/{name}/upload", "target_path leads out", body={"source": "{scripts}", "files": ["count.py"],
+                                                                         "target_path": "../../escape"}),
+    C("POST", "/datastores/{name}/upload", "files is a string", body={"source": "{scripts}", "files": "count.py"}),
+    C("POST", "/datastores/{name}/upload", "into a store that is not the workspace's", params={"name": "nope"},
+      body={"source": "{scripts}"}),
+    C("GET", "/datastores/{name}/files", "no path pattern"),
+    C("GET", "/datastores/{name}/files", "pattern leads out", query="path=../../train.db"),
+    C("GET", "/datastores/{name}/files", "absolute pattern", query="path=/etc/passwd"),
+    C("GET", "/datastores/{name}/files", "pattern names nothing", query="path=nothing/**"),
+    C("GET", "/datastores/{name}/files", "NUL in the pattern", query=f"path=a{NUL}"),
+    C("GET", "/datastores/{name}/files/{path}", "path traversal", params={"path": "..%2F..%2Ftrain.db"}),
+    C("GET", "/datastores/{name}/files/{path}", "no such file", params={"path": "nope.txt"}),
+    C("GET", "/datasets", "unknown query parameter", query="sort=name"),
+    C("GET", "/datasets", "NUL in the name", query=f"name=d{NUL}"),
+    C("POST", "/datasets", "body is not JSON", body="name=d"),
+    C("POST", "/datasets", "no paths", body={"name": "d"}),
+    C("POST", "/datasets", "paths is empty", body={"name": "d", "paths": []}),
+    C("POST", "/datasets", "a path leads out", body={"name": "d", "paths": [{"path": "../../train.db"}]}),
+    C("POST", "/datasets", "a path names nothing", body={"name": "d", "paths": [{"path": "nothing/**"}]}),
+    C("POST", "/datasets", "no such datastore", body={"name": "d", "paths": [{"datastore": "nope", "path": "a"}]}),
+    C("POST", "/datasets", "unknown kind", body={"name": "d", "kind": "image", "paths": [{"path": "a"}]}),
+    C("POST", "/datasets", "tabular separator too long", body={"name": "d", "kind": "tabular", "paths": [{"path": "a"}],
+                                                              "tabular": {"separator": "x" * 20}}),
+    C("POST", "/datasets", "unknown field", body={"name": "d", "paths": [{"path": "a"}], "validate": True}),
+    C("GET", "/datasets/{name}", "version is a word", query="version=latest"),
+    C("GET", "/datasets/{name}", "no such dataset", params={"name": "nope"}),
+    C("GET", "/datasets/{name}/{version}", "version beyond int64", params={"version": BIG}),
+    C("GET", "/datasets/{name}/{version}", "no such version", params={"version": "999"}),
+    C("GET", "/datasets/{name}/{version}/files/{path}", "path traversal", params={"path": "..%2F..%2Ftrain.db"}),
+    C("GET", "/datasets/{name}/{version}/files/{path}", "no such file", params={"path": "nope.txt"}),
+    C("POST", "/runs", "datasets is an object", body=submit(datasets={"d": 1})),
+    C("POST", "/runs", "dataset input of no such dataset", body=submit(datasets=[{"name": "x", "dataset": "nope"}])),
+    C("POST", "/runs", "dataset input name is not an identifier",
+      body=submit(datasets=[{"name": "my-data", "dataset": "d"}])),
+    C("POST", "/runs", "dataset input mode unknown", body=submit(datasets=[{"name": "x", "dataset": "d", "mode": "copy"}])),
+    C("POST", "/runs", "dataset input version zero", body=submit(datasets=[{"name": "x", "dataset": "d", "version": 0}])),
+]
+
 
 def sweep(**change) -> dict:
     body = {"experiment": "bad", "run": {"source_directory": "{scripts}", "script": "count.py"},
@@ -383,7 +440,7 @@ SERVICE_CASES = [
       body=b"x"),
 ]
 CASES = (RUN_CASES + COMPUTE_CASES + MODEL_CASES + ENVIRONMENT_CASES + OTHER_CASES + SWEEP_CASES
-         + SERVICE_CASES)
+         + SERVICE_CASES + DATA_CASES)
 
 # Not endpoints of openapi.yaml: unknown routes and methods answer JSON 404 / 405 too.
 UNROUTED = [
@@ -446,6 +503,10 @@ async def written_state(api, workspace_dir) -> dict:
             "computes": sorted(c["name"] for c in (await api.call("GET", "computes"))["computes"]),
             "models": (await api.call("GET", "models"))["models"],
             "environments": (await api.call("GET", "environments"))["environments"],
+            "datastores": (await api.call("GET", "datastores"))["datastores"],
+            "datasets": (await api.call("GET", "datasets"))["datasets"],
+            "datastore_files": sorted(str(p.relative_to(workspace_dir / "datastores"))
+                                      for p in (workspace_dir / "datastores").rglob("*")),
             "run_dirs": sorted(os.listdir(workspace_dir / "runs")),
             "model_dirs": sorted(str(p.relative_to(workspace_dir / "models"))
                                  for p in (workspace_dir / "models").rglob("*"))}
@@ -458,7 +519,15 @@ async def test_malformed_requests_are_clear_4xx_and_change_nothing(api, fetch, f
                                       "properties": {"p": "set"}}, expect=201)
     await api.call("POST", "environments", {"name": "env-ok", "pip_packages": ["toolz"]}, expect=201)
     samples = {"run_id": run["id"], "name": "m", "version": "1", "path": "result.txt"}
+    (workspace_dir / "datastores" / "workspaceblobstore" / "d").mkdir(parents=True, exist_ok=True)
+    (workspace_dir / "datastores" / "workspaceblobstore" / "d" / "result.txt").write_text("a dataset file")
+    await api.call("POST", "datasets", {"name": "d", "paths": [{"path": "d/**"}]}, expect=201)
+    data = {"name": "workspaceblobstore"}
     per_template = {"/computes/{name}": {"name": "local"}, "/environments/{name}": {"name": "Curated-PyTorch"},
+                    "/datastores/{name}": data, "/datastores/{name}/upload": data,
+                    "/datastores/{name}/files": data, "/datastores/{name}/files/{path}": data,
+                    "/datasets/{name}": {"name": "d"}, "/datasets/{name}/{version}": {"name": "d"},
+                    "/datasets/{name}/{version}/files/{path}": {"name": "d"},
                     "/runs/{run_id}/logs/{name}": {"name": "rank_0.txt"},
                     "/runs/{run_id}/files/{name}": {"name": "outputs/result.txt"}}
     before = await written_state(api, workspace_dir)
