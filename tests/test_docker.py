@@ -6,6 +6,7 @@ the target's volumes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -16,10 +17,11 @@ import pytest
 
 from tests.dockerd import Dockerd, host_python_volumes
 
-from kernel_lib import (ComputeTarget, DockerCompute, Environment, Experiment, PyTorchConfiguration,
-                        ScriptRunConfig, Workspace)
+from kernel_lib import (ComputeTarget, Dataset, DockerCompute, Environment, Experiment,
+                        PyTorchConfiguration, ScriptRunConfig, Workspace)
 from kernel_lib.client import TrainError
 from tests.conftest import log_of
+from tests.tutorial import fowl, register_fowl, submit_tutorial  # noqa: F401 (fowl: a fixture)
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
 SKELETON = "jt-skeleton:1"
@@ -299,3 +301,39 @@ def test_a_containers_node_has_system_series_from_the_engine(sampling, ws, targe
     assert max(memory) > 20  # the container's, from the engine's stats
     assert (0, "system/process_cpu_percentage") in series and (0, "system/cpu_utilization_percentage") in series
     assert run.get_metrics() == {"acc": 0.5}  # Azure ML's view: what the script logged
+
+
+def test_the_tutorial_reads_a_dataset_mounted_read_only_in_the_containers(ws, target, dockerd, fowl):
+    """The registered dataset's folder is bind-mounted read-only at its own path: the tutorial
+    trains on it, and a script that tries to write there is refused by the container."""
+    run = submit_tutorial(ws, fowl, "mount", compute_target=target, environment=skeleton_env())
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run) + log_of(run, "prepare.txt") + log_of(run, "supervisor.txt")
+    store = Path(ws.path, "datastores", "workspaceblobstore", "fowl")
+    assert f"mounted: the nodes read {store} as it is" in log_of(run, "prepare.txt")
+    assert 0 <= run.get_metrics()["best_val_acc"] <= 1
+    dataset = Dataset.get_by_name(ws, "fowl")
+    writer = Experiment(ws, "docker-data").submit(ScriptRunConfig(
+        SCRIPTS, "read_data.py", ["--data", dataset.as_named_input("fowl").as_mount(), "--write"],
+        compute_target=target, environment=skeleton_env()))
+    assert writer.wait_for_completion(raise_on_error=False)["status"] == "Completed", log_of(writer)
+    seen = json.loads(Path(ws.path, "runs", writer.id, "outputs", "seen.json").read_text())
+    assert "Read-only file system" in seen["wrote"] and len(seen["files"]) == dataset._data["files"]
+    assert not (store / "new.txt").exists()
+
+
+def test_an_engine_without_our_files_gets_the_dataset_downloaded(ws, dockerd, fowl):
+    sock, _client = dockerd
+    remote = ComputeTarget.create(ws, "far-data", DockerCompute.provisioning_configuration(
+        base_url=sock, volumes=dict(PY_VOLUMES), shared_filesystem=False))
+    dataset = register_fowl(ws, fowl)
+    run = Experiment(ws, "far-data").submit(ScriptRunConfig(
+        SCRIPTS, "read_data.py", ["--data", dataset.as_named_input("fowl").as_mount()],
+        compute_target=remote, environment=skeleton_env()))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run) + log_of(run, "supervisor.txt")
+    prepare = log_of(run, "prepare.txt")
+    assert "does not see this host's files" in prepare and "downloading it instead" in prepare
+    seen = json.loads(Path(ws.path, "runs", run.id, "outputs", "seen.json").read_text())
+    assert seen["arg"] == str(Path(ws.path, "runs", run.id, "inputs", "fowl"))  # in the volume
+    assert len(seen["files"]) == dataset._data["files"]

@@ -21,7 +21,9 @@ ALL = sorted(str(p.relative_to(NOTEBOOKS)) for p in NOTEBOOKS.rglob("*.ipynb")
 # What each tutorial's output must show (a notebook without an entry here fails: add one).
 EXPECT = {
     "pytorch-birds/train-pytorch-birds.ipynb": [
-        "Creating a new compute target", "Building environment pytorch-birds", "Status: Completed",
+        "Uploaded ", "FileDataset(name='fowl', version=1",
+        "dataset input fowl (fowl:1): mounted", "Creating a new compute target",
+        "Building environment pytorch-birds", "Status: Completed",
         "best_val_acc", "pytorch-birds:1 from run", "Downloading from outputs/model.pt",
         "ExportResult(path=", "model='pytorch-birds-onnx:1'", "onnxruntime says:",
         "onnxruntime val accuracy:", "aci-birds: Healthy at http://127.0.0.1:", "init() done",

@@ -14,6 +14,7 @@ from kernel_lib import (ComputeTarget, CondaDependencies, Environment, Experimen
                         PyTorchConfiguration, RayCompute, ScriptRunConfig)
 from kernel_lib.client import TrainError
 from tests.conftest import log_of, wait_for_log
+from tests.tutorial import fowl, register_fowl, submit_tutorial  # noqa: F401 (fowl: a fixture)
 
 SCRIPTS = str(Path(__file__).resolve().parent / "scripts")
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # bind to loopback on this host
@@ -326,3 +327,27 @@ def test_each_ray_nodes_agent_samples_its_node_and_the_files_come_back(sampling,
     for node in (0, 1):
         assert max(v for _, v in series[(node, "system/process_memory_megabytes")]["points"]) > 5
         assert (node, "system/cpu_utilization_percentage") in series
+
+
+def test_the_tutorial_reads_a_dataset_sent_through_ray(ws, copy_target, fowl):
+    """Nodes that do not share this host's files: a mounted dataset is downloaded instead (and
+    the prepare log says why), its files reach each node through Ray's object store into the
+    node's own cache, and a second run sends none of them again."""
+    from jupyter_ext.launcher.datainputs import ObjectCache
+    from jupyter_ext.launcher.ray_agent import DATA_CACHE
+
+    dataset = register_fowl(ws, fowl)
+    digests = [f["sha256"] for f in ws.client.get(f"/datasets/fowl/{dataset.version}")["file_list"]]
+    node_cache = ObjectCache(DATA_CACHE)  # the nodes are on this machine: empty their cache first
+    for digest in digests:
+        node_cache.path(digest).unlink(missing_ok=True)
+    run = submit_tutorial(ws, fowl, "mount", compute_target=copy_target)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run, "supervisor.txt") + log_of(run)
+    assert "shared_filesystem is not True" in log_of(run, "prepare.txt")
+    n = len(set(digests))
+    assert f"datasets through Ray: sent {n} of {n} files" in log_of(run, "supervisor.txt")
+    assert 0 <= run.get_metrics()["best_val_acc"] <= 1
+    again = submit_tutorial(ws, fowl, "download", compute_target=copy_target)
+    assert again.wait_for_completion(raise_on_error=False)["status"] == "Completed", log_of(again, "supervisor.txt")
+    assert f"datasets through Ray: sent 0 of {n} files" in log_of(again, "supervisor.txt")

@@ -1,4 +1,5 @@
-"""The pytorch-birds tutorial, end to end on local compute: 2 epochs on generated data."""
+"""The pytorch-birds tutorial, end to end on local compute: 2 epochs on generated images, read
+through the registered dataset "fowl" (mounted)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from kernel_lib import Experiment, Model, ScriptRunConfig, Workspace
-
-TUTORIAL = Path(__file__).resolve().parent.parent / "notebooks" / "pytorch-birds"
-
-
-@pytest.fixture(scope="module")
-def fowl(tmp_path_factory):
-    sys.path.insert(0, str(TUTORIAL))
-    try:
-        from make_data import make_imagefolder
-    finally:
-        sys.path.remove(str(TUTORIAL))
-    return make_imagefolder(str(tmp_path_factory.mktemp("fowl")), seed=0)
+from kernel_lib import Model, Workspace
+from tests.tutorial import TUTORIAL, fowl, submit_tutorial  # noqa: F401 (fowl: a fixture)
 
 
 def test_tutorial_trains_well_above_chance_and_registers_versions(headless, workspace_dir, fowl, tmp_path):
@@ -28,11 +16,12 @@ def test_tutorial_trains_well_above_chance_and_registers_versions(headless, work
 
     headless(workspace_dir)
     ws = Workspace(workspace_dir)
-    src = ScriptRunConfig(source_directory=str(TUTORIAL), script="pytorch_train.py",
-                          arguments=["--num_epochs", 2, "--output_dir", "./outputs", "--data_dir", fowl,
-                                     "--image_size", 64, "--batch_size", 16, "--learning_rate", 0.01])
-    run = Experiment(ws, "pytorch-birds").submit(src)
+    run = submit_tutorial(ws, fowl, "mount", epochs=2, image_size=64)
     assert run.wait_for_completion()["status"] == "Completed", run.get_log()
+    # the images were read where the dataset's version lies, through the script's --data_dir
+    store = Path(ws.path, "datastores", "workspaceblobstore", "fowl")
+    assert f"mounted: the nodes read {store} as it is" in run.get_log("prepare.txt")
+    assert run.get_details()["runDefinition"]["arguments"][5] == "DatasetConsumptionConfig:fowl"
     m = run.get_metrics()
     assert len(m["val_acc"]) == 2 and len(m["train_loss"]) == 2
     assert m["best_val_acc"] >= 0.8, m  # two balanced classes: chance is 0.5

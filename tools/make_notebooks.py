@@ -37,8 +37,8 @@ classify an image over HTTP.
     code("""
 import os
 
-from kernel_lib import (AmlCompute, ComputeTarget, ComputeTargetException, Environment, Experiment,
-                        Model, RunDetails, ScriptRunConfig, Workspace)
+from kernel_lib import (AmlCompute, ComputeTarget, ComputeTargetException, Dataset, Environment,
+                        Experiment, Model, RunDetails, ScriptRunConfig, Workspace)
 """),
     md("""
 ## Connect to the workspace
@@ -66,6 +66,21 @@ from make_data import make_imagefolder
 data_dir = os.path.abspath(make_imagefolder("data/fowl", seed=0))
 classes = sorted(os.listdir(os.path.join(data_dir, "train")))
 print(data_dir, classes)
+"""),
+    md("""
+## Register the data as a dataset
+
+As the article advises, the script reads its data through a dataset rather than the source folder.
+The files go to the workspace's default datastore, and a dataset version names them by content: a
+later change makes a new version, never a silent change of this one. A run gets it with
+`as_mount()` (the nodes read the datastore's folder as it is, where they can see it) or
+`as_download()` (copied to each node before the script starts, cached there by content).
+"""),
+    code("""
+datastore = ws.get_default_datastore()
+datastore.upload(src_dir=data_dir, target_path="fowl", overwrite=True, show_progress=True)
+dataset = Dataset.File.from_files(path=(datastore, "fowl/**")).register(ws, "fowl", create_new_version=True)
+print(dataset)
 """),
     md("""
 ## Create a compute cluster
@@ -116,7 +131,8 @@ out); whatever the script writes under `./outputs` is kept with the run.
     code("""
 src = ScriptRunConfig(source_directory=".",
                       script="pytorch_train.py",
-                      arguments=["--num_epochs", 2, "--output_dir", "./outputs", "--data_dir", data_dir,
+                      arguments=["--num_epochs", 2, "--output_dir", "./outputs",
+                                 "--data_dir", dataset.as_named_input("fowl").as_mount(),
                                  "--image_size", 64, "--batch_size", 16, "--learning_rate", 0.01],
                       compute_target=compute_target,
                       environment=pytorch_env)

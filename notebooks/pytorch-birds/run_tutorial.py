@@ -4,9 +4,10 @@ end to end on local compute, offline.
     python notebooks/pytorch-birds/run_tutorial.py [--epochs 2] [--workspace DIR]
 
 1. generates a small two-class ImageFolder (no download),
-2. submits pytorch_train.py (unmodified Azure ML sample logic) as a run of the experiment
-   "pytorch-birds", streaming its output,
-3. prints the run id and final metrics, registers outputs/model.pt as the model
+2. uploads it to the workspace's default datastore and registers it as the dataset "fowl",
+3. submits pytorch_train.py (unmodified Azure ML sample logic) as a run of the experiment
+   "pytorch-birds", reading the dataset (mounted), streaming its output,
+4. prints the run id and final metrics, registers outputs/model.pt as the model
    "pytorch-birds" and checks that the downloaded model loads and predicts.
 
 The same calls work in a notebook cell; see README.md.
@@ -24,7 +25,7 @@ sys.path.insert(0, HERE)
 
 from make_data import make_imagefolder  # noqa: E402
 
-from kernel_lib import Experiment, Model, ScriptRunConfig, Workspace  # noqa: E402
+from kernel_lib import Dataset, Experiment, Model, ScriptRunConfig, Workspace  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,10 +43,14 @@ def main(argv=None) -> int:
     ws = Workspace(args.workspace) if args.workspace else Workspace.default()
     print(f"Workspace: {ws.path}")
     try:
+        datastore = ws.get_default_datastore()
+        datastore.upload(src_dir=data_dir, target_path="fowl", overwrite=True, show_progress=True)
+        fowl = Dataset.File.from_files(path=(datastore, "fowl/**")).register(ws, "fowl", create_new_version=True)
+        print(f"Dataset: {fowl}")
         src = ScriptRunConfig(
             source_directory=HERE, script="pytorch_train.py", compute_target="local",
             arguments=["--num_epochs", args.epochs, "--output_dir", "./outputs",
-                       "--data_dir", data_dir, "--image_size", args.image_size,
+                       "--data_dir", fowl.as_named_input("fowl").as_mount(), "--image_size", args.image_size,
                        "--batch_size", 16, "--learning_rate", 0.01, "--momentum", 0.9])
         run = Experiment(ws, "pytorch-birds").submit(src, tags={"tutorial": "pytorch-birds"})
         run.wait_for_completion(show_output=True)
