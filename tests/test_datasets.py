@@ -181,6 +181,8 @@ def test_an_fsspec_store_keeps_its_credentials_encrypted(ws, tmp_path):
     assert details["status"] == "Completed", log_of(run, "prepare.txt") + log_of(run)
     assert seen(ws, run)["files"] == {k: sha(v) for k, v in FOWL.items()}
     assert "is a URL" in log_of(run, "prepare.txt")  # nothing to mount: downloaded, and said so
+    got = Dataset.File.from_files(path=(store, "fowl/chicken/*")).download(str(tmp_path / "got"), show_progress=False)
+    assert [Path(p).read_bytes() for p in got] == [FOWL["chicken/3.txt"]]  # straight from the store
 
     # nowhere in the workspace in plain text (database, specs, logs), and the key lives elsewhere
     for path in Path(ws.path).rglob("*"):
@@ -191,3 +193,28 @@ def test_an_fsspec_store_keeps_its_credentials_encrypted(ws, tmp_path):
     assert not str(key.resolve()).startswith(str(Path(ws.path).resolve()))
     with pytest.raises(TrainError, match="cannot be listed|fsspec cannot open"):
         Datastore.register_fsspec(ws, "bad", url="nosuchprotocol://bucket/x")
+
+
+async def test_an_in_memory_fsspec_store_through_the_api(api, scripts_dir):
+    """fsspec's in-memory filesystem stands in for a cloud object store: the server runs in this
+    process (pytest-jupyter), so it sees the files written here. Its files have no file
+    descriptor; the server serves a copy."""
+    import fsspec
+
+    mem = fsspec.filesystem("memory")
+    for rel, data in FOWL.items():
+        mem.pipe(f"/bucket-{id(api)}/fowl/{rel}", data)
+    store = await api.call("POST", "datastores", {"name": "mem", "kind": "fsspec", "url": f"memory://bucket-{id(api)}",
+                                                  "storage_options": {"skip_instance_cache": True}}, expect=201)
+    assert store["storage_options"] == {"skip_instance_cache": "<hidden>"}
+    listed = json.loads((await api.fetch("train", "api", "datastores", "mem", "files",
+                                         params={"path": "fowl/turkey/*"})).body)
+    assert (listed["base"], sorted(f["path"] for f in listed["files"])) == ("fowl/turkey", ["1.bin", "2.bin"])
+    assert await api.call("GET", "datastores/mem/files/fowl/chicken/3.txt") == FOWL["chicken/3.txt"]
+    v1 = await api.call("POST", "datasets", {"name": "memfowl", "paths": [{"datastore": "mem", "path": "fowl/**"}]},
+                        expect=201)
+    assert v1["files"] == 3 and {f["sha256"] for f in v1["file_list"]} == {sha(v) for v in FOWL.values()}
+    mem.pipe(f"/bucket-{id(api)}/fowl/chicken/3.txt", b"changed in the store")
+    # the version's bytes: refused (changed since registration, never in the cache), not served changed
+    await api.call("GET", "datasets/memfowl/1/files/chicken/3.txt", expect=409)
+    assert await api.call("GET", "datasets/memfowl/1/files/turkey/1.bin") == FOWL["turkey/1.bin"]

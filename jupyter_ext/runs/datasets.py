@@ -51,7 +51,9 @@ class Datasets:
         if row is None:
             raise NotFound(f"No datastore {name!r} in this workspace. List them with GET "
                            "/train/api/datastores; the default one is 'workspaceblobstore'.")
-        return Store(name=row["name"], kind=row["kind"], root=row["root"], url=row["url"],
+        # a workspace store's folder is where the workspace is now (it may have been moved)
+        root = str(self.stores_dir / row["name"]) if row["kind"] == "workspace" else row["root"]
+        return Store(name=row["name"], kind=row["kind"], root=root, url=row["url"],
                      sealed=row["sealed"], option_names=tuple(row["option_names"]))
 
     def list_datastores(self) -> list[dict]:
@@ -153,9 +155,21 @@ class Datasets:
         return {"datastore": name, "files": [{"path": p, "size": s} for p, s in files]}
 
     def open_store_file(self, name: str, rel: str):
+        """A datastore's file, opened for reading; a URL store's is copied into a temporary
+        file first (what is served is a real file, of a size known before it is sent)."""
         store = self.datastore(name)
         check_relative(rel, store.what)
-        return store.open(rel)
+        src = store.open(rel)
+        if store.kind != "fsspec":
+            return src
+        import shutil
+        import tempfile
+
+        out = tempfile.TemporaryFile()
+        with src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        out.seek(0)
+        return out
 
     # -- resolving a definition -----------------------------------------------------------
     def _resolve(self, body: dict) -> tuple[dict, Store, list[list]]:
