@@ -1,6 +1,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { IDataset } from './datasets';
 import { IScoreResponse, IService, IServiceDeleted } from './endpoints';
 import { IMetricPoint, IMetricSeriesView } from './metrics';
 import { IRun } from './runs';
@@ -287,6 +288,11 @@ export class TrainApi {
 
   registerModel(body: { name: string; run_id: string; path: string; description?: string }): Promise<IModel> {
     return this.request('POST', ['models'], { body });
+  }
+
+  /** Registered datasets: every version, by name then version, with the runs that used it. */
+  async datasets(): Promise<IDataset[]> {
+    return (await this.request<{ datasets: IDataset[] }>('GET', ['datasets'])).datasets;
   }
 
   async environments(): Promise<IEnvironment[]> {

@@ -1,9 +1,18 @@
 /**
- * The sidebar's Compute, Models and Environments sections: plain DOM drawn from the REST
- * answers (GET /computes, /models, /environments).
+ * The sidebar's Compute, Models, Datasets and Environments sections: plain DOM drawn from the
+ * REST answers (GET /computes, /models, /datasets, /environments).
  */
 
 import { ICompute, IEnvironment, IModel, IRayStatus } from './api';
+import {
+  groupDatasets,
+  IDataset,
+  REGISTER_DATASET_CODE,
+  runsShown,
+  usageText,
+  versionSource,
+  versionSummary
+} from './datasets';
 import { h } from './dom';
 import { formatResources, formatTime, raySummary } from './format';
 
@@ -69,6 +78,60 @@ export function renderModels(box: HTMLElement, models: IModel[], openRun: (id: s
               : h('span', {}, v.source_path ?? v.path),
             h('span', { class: 'jp-train-run-time' }, ` · ${formatTime(v.created_at)}`))))))
   );
+}
+
+/**
+ * The Datasets section: each dataset's versions, newest first, with their files, size,
+ * datastore and time, and links to the runs that used each.
+ */
+export function renderDatasets(box: HTMLElement, datasets: IDataset[], openRun: (id: string) => void): void {
+  if (!datasets.length) {
+    box.replaceChildren(h('p', { class: 'jp-train-empty' },
+      'No datasets yet. Register one from a notebook: ',
+      h('code', { class: 'jp-train-dataset-code' }, REGISTER_DATASET_CODE)));
+    return;
+  }
+  box.replaceChildren(
+    ...groupDatasets(datasets).map(g =>
+      h('div', { class: 'jp-train-dataset', 'data-dataset': g.name },
+        h('div', { class: 'jp-train-dataset-head' },
+          h('span', { class: 'jp-train-dataset-name' }, g.name),
+          h('span', { class: 'jp-train-dataset-kind' },
+            `${g.versions[0].kind} · ${g.versions.length} version${g.versions.length === 1 ? '' : 's'}`)),
+        h('ul', {}, ...g.versions.map(v => datasetVersion(v, openRun)))))
+  );
+}
+
+function datasetVersion(v: IDataset, openRun: (id: string) => void): HTMLElement {
+  const tags = Object.entries(v.tags ?? {}).map(([k, val]) => `${k}=${val}`).join(' ');
+  const { shown, more } = runsShown(v.runs);
+  return h('li', {
+    class: 'jp-train-dataset-version',
+    'data-version': v.version,
+    'data-files': v.files,
+    'data-size': v.size,
+    'data-runs': v.runs.length,
+    title: [`${v.name}:${v.version}`, v.description, tags && `tags ${tags}`, `checksum ${v.checksum}`].filter(Boolean).join('\n')
+  },
+  h('div', { class: 'jp-train-dataset-line' },
+    h('span', { class: 'jp-train-dataset-summary' }, versionSummary(v)),
+    h('span', { class: 'jp-train-run-time', title: new Date(v.created_at * 1000).toLocaleString() }, formatTime(v.created_at))),
+  h('div', { class: 'jp-train-dataset-source' }, versionSource(v)),
+  v.description ? h('div', { class: 'jp-train-dataset-description' }, v.description) : null,
+  h('div', { class: 'jp-train-dataset-runs', testid: 'jp-train-dataset-runs' },
+    usageText(v.runs),
+    ...shown.flatMap((id, i) => [i ? ', ' : ': ', runLink(id, openRun)]),
+    more ? ` and ${more} earlier` : null));
+}
+
+function runLink(id: string, openRun: (id: string) => void): HTMLElement {
+  return h('a', {
+    href: '#',
+    class: 'jp-train-dataset-run',
+    'data-run-id': id,
+    title: `Open ${id}`,
+    onclick: (ev: Event) => { ev.preventDefault(); openRun(id); }
+  }, id);
 }
 
 /** The Environments section: each environment and its build state. */

@@ -1,7 +1,7 @@
 /**
  * The left-sidebar panel: runs grouped by experiment (live, filterable, searchable, selectable
- * for comparison), compute targets with their nodes and queues, registered models, deployed
- * endpoints (web services) and environments.
+ * for comparison), compute targets with their nodes and queues, registered models and datasets,
+ * deployed endpoints (web services) and environments.
  *
  * Stable hooks for browser tests: [data-testid=jp-train-sidebar] (data-live="true" while the
  * events feed is connected), jp-train-refresh, jp-train-compare-button, jp-train-search,
@@ -9,6 +9,8 @@
  * jp-train-run-row (data-run-id, data-status; a sweep's child rows also data-parent-id),
  * jp-train-sweep-toggle (on a sweep's row: shows its child rows), jp-train-sweep-counts,
  * jp-train-run-select, jp-train-run-cancel, jp-train-computes, jp-train-models,
+ * jp-train-datasets (a dataset's [data-dataset] with a [data-version] per version: data-files,
+ * data-size, data-runs; its jp-train-dataset-runs links carry data-run-id),
  * jp-train-endpoints, jp-train-endpoint (data-service, data-state, data-requests, data-errors)
  * with its jp-train-endpoint-input, jp-train-endpoint-score, jp-train-endpoint-answer
  * (data-status, data-ok), jp-train-endpoint-log-toggle, jp-train-endpoint-log and
@@ -25,7 +27,7 @@ import { parametersLine } from './params';
 import { EndpointsSection } from './endpointlist';
 import { formatDuration, formatTime, formatValue } from './format';
 import { trainIcon } from './icons';
-import { renderComputes, renderEnvironments, renderModels } from './resources';
+import { renderComputes, renderDatasets, renderEnvironments, renderModels } from './resources';
 import {
   experimentNames,
   groupByExperiment,
@@ -41,7 +43,7 @@ import { hyperparameterNames, sortChildren, sweepConfig } from './sweeps';
 
 export const SIDEBAR_ID = 'jupyter-train-sidebar';
 
-/** How often compute, models, endpoints and environments refresh while the panel is visible. */
+/** How often compute, models, datasets, endpoints and environments refresh while shown. */
 const SIDE_REFRESH_MS = 10000;
 
 export class TrainSidebar extends Widget {
@@ -51,7 +53,7 @@ export class TrainSidebar extends Widget {
     this.addClass('jp-train-sidebar');
     this.node.dataset.testid = 'jp-train-sidebar';
     this.title.icon = trainIcon;
-    this.title.caption = 'Training: runs, compute, models';
+    this.title.caption = 'Training: runs, compute, models, datasets';
 
     this._refresh = button('↻', () => void this.refresh(), { testid: 'jp-train-refresh', title: 'Reload everything', class: 'jp-train-button jp-train-icon-button' });
     this._compareButton = button('Compare', () => this.compareSelected(), { testid: 'jp-train-compare-button', title: 'Select two or more runs (checkboxes) to compare their metrics', disabled: true });
@@ -88,6 +90,7 @@ export class TrainSidebar extends Widget {
     this._runsList = h('div', { class: 'jp-train-runs', testid: 'jp-train-runs', role: 'list' });
     this._computes = h('div', { class: 'jp-train-computes', testid: 'jp-train-computes' });
     this._models = h('div', { class: 'jp-train-models', testid: 'jp-train-models' });
+    this._datasets = h('div', { class: 'jp-train-datasets', testid: 'jp-train-datasets' });
     this._envs = h('div', { class: 'jp-train-environments', testid: 'jp-train-environments' });
     this._endpoints = new EndpointsSection(ctx, () => this.isVisible && !document.hidden, err => this._showError(err));
     this._updated = h('div', { class: 'jp-train-updated' });
@@ -98,6 +101,7 @@ export class TrainSidebar extends Widget {
       section('Runs', 'runs', true, h('div', { class: 'jp-train-filters' }, this._search, this._experiment, chips), this._runsList),
       section('Compute', 'compute', true, this._computes),
       section('Models', 'models', false, this._models),
+      section('Datasets', 'datasets', false, this._datasets),
       section('Endpoints', 'endpoints', false, this._endpoints.node),
       section('Environments', 'environments', false, this._envs),
       this._updated
@@ -121,7 +125,7 @@ export class TrainSidebar extends Widget {
     }
   }
 
-  /** Reload runs, compute, models, endpoints and environments over REST. */
+  /** Reload runs, compute, models, datasets, endpoints and environments over REST. */
   async refresh(): Promise<void> {
     this._refresh.disabled = true;
     try {
@@ -421,9 +425,10 @@ export class TrainSidebar extends Widget {
   }
 
   private async _refreshSide(): Promise<void> {
-    const [computes, models, envs, endpoints] = await Promise.allSettled([
+    const [computes, models, datasets, envs, endpoints] = await Promise.allSettled([
       this.ctx.api.computes(),
       this.ctx.api.models(),
+      this.ctx.api.datasets(),
       this.ctx.api.environments(),
       this._endpoints.refresh()
     ]);
@@ -436,10 +441,18 @@ export class TrainSidebar extends Widget {
     if (models.status === 'fulfilled') {
       renderModels(this._models, models.value, id => this.ctx.openRun(id));
     }
+    if (datasets.status === 'fulfilled') {
+      // drawn again only when the list changed: a redraw under a click on a run link loses it
+      const key = JSON.stringify(datasets.value);
+      if (key !== this._datasetsKey) {
+        this._datasetsKey = key;
+        renderDatasets(this._datasets, datasets.value, id => this.ctx.openRun(id));
+      }
+    }
     if (envs.status === 'fulfilled') {
       renderEnvironments(this._envs, envs.value);
     }
-    const failed = [computes, models, envs, endpoints].find(r => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    const failed = [computes, models, datasets, envs, endpoints].find(r => r.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) {
       this._showError(failed.reason);
     }
@@ -472,6 +485,7 @@ export class TrainSidebar extends Widget {
   /** Sweeps whose child runs show under their row. */
   private _expanded = new Set<string>();
   private _experimentsKey = '';
+  private _datasetsKey = '';
   private _statusSig = '';
   private _lastError = '';
   private _frame = 0;
@@ -487,6 +501,7 @@ export class TrainSidebar extends Widget {
   private _runsList: HTMLDivElement;
   private _computes: HTMLDivElement;
   private _models: HTMLDivElement;
+  private _datasets: HTMLDivElement;
   private _envs: HTMLDivElement;
   private _endpoints: EndpointsSection;
   private _updated: HTMLDivElement;
