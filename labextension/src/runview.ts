@@ -22,7 +22,7 @@ import { RunLogs } from './runlogs';
 import { RunMetrics } from './runmetrics';
 import { IRun, phaseSpans, runDuration } from './runs';
 import { formatParam, runParameters, userTags } from './params';
-import { sdkCode } from './sdk';
+import { datasetInputsText, IDatasetInput, sdkCode } from './sdk';
 
 export type RunTab = 'overview' | 'logs' | 'metrics' | 'outputs';
 const TABS: ReadonlyArray<[RunTab, string]> = [
@@ -393,6 +393,7 @@ export class RunView extends Widget {
       ['Environment', env ? `${env.name}${env.version ? ` v${env.version}` : ''}` : 'the server’s Python'],
       ['Distributed', dist ? `${dist.kind} · ${dist.nodes} node(s) × ${dist.procs_per_node} process(es)${dist.backend ? ` · ${dist.backend}` : ''}` : 'no (one process)'],
       ['Source', props.source_directory ?? (props.extra_files ? 'a notebook cell' : '')],
+      ['Datasets', datasetInputsText(props.input_datasets as IDatasetInput[] | undefined)],
       ['Snapshot', run.snapshot_id ? `${run.snapshot_id.slice(0, 12)} · ${props.snapshot_files ?? '?'} files · ${formatBytes(props.snapshot_bytes)}` : ''],
       ['Display name', run.tags?.display_name || '—'],
       ['Tags', userTags(run).map(([k, v]) => (v ? `${k}=${v}` : k)).join(', ') || '—'],

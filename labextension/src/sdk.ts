@@ -66,9 +66,46 @@ export function pyBlock(text: string): string {
   return pyStr(text);
 }
 
-/** Arguments as Python values: numbers stay numbers ("0.1" -> 0.1), the rest strings. */
-function pyArgs(args: ReadonlyArray<string>): string {
-  return `[${args.map(a => (isPyNumber(a) ? a : pyStr(a))).join(', ')}]`;
+/** A run's dataset input (properties.input_datasets), as the server recorded it. */
+export interface IDatasetInput {
+  name: string;
+  dataset: string;
+  version: number;
+  mode: string;
+}
+
+/** A run's dataset inputs for the overview: "fowl = fowl:1 (mount)", or "—". */
+export function datasetInputsText(inputs: ReadonlyArray<IDatasetInput> | undefined): string {
+  if (!inputs || !inputs.length) {
+    return '—';
+  }
+  return inputs.map(d => `${d.name} = ${d.dataset}:${d.version} (${d.mode})`).join(', ');
+}
+
+/** What an argument ``DatasetConsumptionConfig:<name>`` stands for (rank_entry's convention). */
+export const DATASET_ARG_PREFIX = 'DatasetConsumptionConfig:';
+
+/** The SDK expression of a dataset input: the exact version the run read, mounted or downloaded. */
+function pyInput(d: IDatasetInput): string {
+  const how = d.mode === 'download' ? 'as_download' : 'as_mount';
+  return `Dataset.get_by_name(ws, ${pyStr(d.dataset)}, version=${d.version}).as_named_input(${pyStr(d.name)}).${how}()`;
+}
+
+/**
+ * Arguments as Python values: numbers stay numbers ("0.1" -> 0.1), a dataset input's
+ * placeholder becomes the input itself, the rest strings.
+ */
+function pyArgs(args: ReadonlyArray<string>, inputs: ReadonlyArray<IDatasetInput> = []): string {
+  const byName = new Map(inputs.map(d => [d.name, d]));
+  return `[${args
+    .map(a => {
+      const input = a.startsWith(DATASET_ARG_PREFIX) ? byName.get(a.slice(DATASET_ARG_PREFIX.length)) : undefined;
+      if (input) {
+        return pyInput(input);
+      }
+      return isPyNumber(a) ? a : pyStr(a);
+    })
+    .join(', ')}]`;
 }
 
 /**
@@ -91,8 +128,12 @@ export function sdkCode(run: IRun, workspacePath?: string, cellText?: string): s
     Array.isArray(props.extra_files) && props.extra_files.includes(run.script ?? 'cell.py');
   cfg.push(`    source_directory=${props.source_directory ? pyStr(props.source_directory) : 'None'},`);
   cfg.push(`    script=${pyStr(run.script ?? '')},`);
+  const inputs = (props.input_datasets ?? []) as IDatasetInput[];
   if (run.arguments && run.arguments.length) {
-    cfg.push(`    arguments=${pyArgs(run.arguments)},`);
+    cfg.push(`    arguments=${pyArgs(run.arguments, inputs)},`);
+    if (run.arguments.some(a => a.startsWith(DATASET_ARG_PREFIX) && inputs.some(d => a.endsWith(`:${d.name}`)))) {
+      imports.push('Dataset');
+    }
   }
   if (run.compute_target && run.compute_target !== 'local') {
     cfg.push(`    compute_target=${pyStr(run.compute_target)},`);

@@ -1,6 +1,6 @@
 import { execFileSync } from 'child_process';
 
-import { pyBlock, sdkCode } from '../src/sdk';
+import { datasetInputsText, pyBlock, sdkCode } from '../src/sdk';
 import { makeRun } from './fixtures';
 
 describe('sdkCode', () => {
@@ -203,5 +203,33 @@ describe('sdkCode', () => {
       'environment',
       'distributed_job_config'
     ]);
+  });
+});
+
+describe('dataset inputs', () => {
+  const inputs = [{ name: 'fowl', dataset: 'fowl', version: 3, mode: 'download' }];
+
+  it('gives back the exact version a run read, in place of its placeholder argument', () => {
+    const run = makeRun({
+      experiment: 'birds',
+      status: 'Completed',
+      script: 'train.py',
+      compute_target: 'local',
+      arguments: ['--data_dir', 'DatasetConsumptionConfig:fowl', '--other', 'DatasetConsumptionConfig:nope'],
+      properties: { source_directory: '/src', input_datasets: inputs }
+    });
+    const code = sdkCode(run);
+    expect(code).toContain('from kernel_lib import Workspace, Experiment, ScriptRunConfig, Dataset');
+    expect(code).toContain(
+      "arguments=['--data_dir', Dataset.get_by_name(ws, 'fowl', version=3).as_named_input('fowl').as_download(), " +
+        "'--other', 'DatasetConsumptionConfig:nope'],"
+    );
+  });
+
+  it('names them in the overview', () => {
+    expect(datasetInputsText(undefined)).toBe('—');
+    expect(datasetInputsText([...inputs, { name: 'tab', dataset: 'table', version: 1, mode: 'mount' }])).toBe(
+      'fowl = fowl:3 (download), tab = table:1 (mount)'
+    );
   });
 });

@@ -77,3 +77,5 @@ def test_panel_lists_datasets_with_versions_sizes_and_runs(tmp_path, browser_pag
         view.wait_for(timeout=10_000)
         view.locator("[data-testid=jp-train-overview]").wait_for(timeout=10_000)
         page.screenshot(path=str(out / "panel-datasets-run.png"))
+        overview = view.locator("[data-testid=jp-train-overview]").inner_text()
+        assert "fowl = fowl:1 (download)" in overview  # the version the run read, and how
