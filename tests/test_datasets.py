@@ -218,3 +218,28 @@ async def test_an_in_memory_fsspec_store_through_the_api(api, scripts_dir):
     # the version's bytes: refused (changed since registration, never in the cache), not served changed
     await api.call("GET", "datasets/memfowl/1/files/chicken/3.txt", expect=409)
     assert await api.call("GET", "datasets/memfowl/1/files/turkey/1.bin") == FOWL["turkey/1.bin"]
+
+
+def test_a_server_killed_while_a_run_fetches_its_dataset_resumes_it(headless, workspace_dir, tmp_path):
+    """SIGKILL to the server while a run is Preparing (copying 3,000 files into the cache): the
+    server that comes back starts the preparation again, reusing what was fetched, and the run
+    completes having read every file."""
+    from kernel_lib import Workspace
+
+    server = headless(workspace_dir)
+    ws = Workspace(workspace_dir)
+    files = {f"d{i // 300}/{i}.bin": os.urandom(4000) for i in range(3000)}
+    data = make_files(tmp_path / "many", files)
+    fowl = Dataset.File.from_files(path=(Datastore.register_local(ws, "many", path=str(data)), "**")).register(ws, "many")
+    run = Experiment(ws, "resume").submit(ScriptRunConfig(
+        SCRIPTS, "read_data.py", ["--data", fowl.as_named_input("fowl").as_download()]))
+    server.kill()
+    events = Path(ws.path, "runs", run.id, "events.jsonl").read_text().splitlines()
+    assert json.loads(events[-1])["state"] == "Preparing", "the fetch ended before the kill: make it bigger"
+    headless(workspace_dir)
+    ws = Workspace(workspace_dir)
+    run = ws.get_run(run.id)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", log_of(run, "prepare.txt")[-2000:]
+    assert "The server restarted while this run was Preparing" in log_of(run, "prepare.txt")
+    assert seen(ws, run)["files"] == {k: sha(v) for k, v in files.items()}

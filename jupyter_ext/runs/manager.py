@@ -262,6 +262,30 @@ class RunManager:
         rd.spec_path.write_text(spec.to_json())
         self._enqueue(target, spec.run_id, rd)
 
+    def resume_preparing(self, run: dict) -> None:
+        """A run that was Preparing when the server stopped (its datasets being fetched, its
+        environment built): the preparation starts again and reuses what is already in the
+        cache; where it cannot start, the run fails and says why."""
+        rd = self.run_dir(run["id"])
+        props = run.get("properties") or {}
+        try:
+            spec = RunSpec.load(rd.spec_path)
+            target = self.computes.require(run["compute_target"])
+            ref = props.get("environment")
+            env = self.environments.resolve({"name": ref["name"], "version": ref.get("version")}) if ref else None
+            plan = target.plan_environment(env, None if env else spec.python)
+            inputs = self.datasets.check_inputs(props.get("input_datasets"))
+        except (TrainError, OSError, ValueError, KeyError) as exc:
+            why = exc.message if isinstance(exc, TrainError) else f"{type(exc).__name__}: {exc}"
+            rd.append_event(RunState.FAILED, "server", "The server stopped while the run was Preparing "
+                            f"and its preparation cannot start again ({why}); submit it again.")
+            self.tailer.sync(run["id"])
+            return
+        PrepareContext(self.environments.envs, rd.logs / "prepare.txt").say(
+            "The server restarted while this run was Preparing: preparing again (what is already "
+            "fetched or built is reused)\n")
+        asyncio.get_running_loop().create_task(self._prepare(target, spec, rd, plan, inputs))
+
     def _canceled_while_preparing(self, rd: RunDir, run_id: str, what: str) -> bool:
         if rd.last_state() not in (RunState.CANCEL_REQUESTED, RunState.CANCELED):
             return False

@@ -98,6 +98,9 @@ class Tailer:
                     self._restore_row(d)
         for run in sorted(store.list_runs(limit=10**9, active_only=True), key=lambda r: r["created_at"]):
             self.sync(run["id"])
+            if self.m.run_dir(run["id"]).last_state() == RunState.PREPARING:
+                self.m.resume_preparing(self.m.store.get_run(run["id"]))  # its task went with the server
+                continue
             self._reattach_nodes(run)
         for run in runs:
             if run["status"] in _TERMINAL and run["id"] not in self.active:
