@@ -41,7 +41,9 @@ SHIM = (
 # service's scoring server (tornado, which a service's environment build adds) and the built-in
 # ONNX scorer (onnxruntime and numpy, in an environment that serves an ONNX model).
 SHIM_NEEDS = {"jupyter_ext/serving/host.py": ("tornado",),
-              "jupyter_ext/serving/onnx_entry.py": ("onnxruntime", "numpy")}
+              "jupyter_ext/serving/onnx_entry.py": ("onnxruntime", "numpy"),
+              # imported only by a tabular input's to_pandas_dataframe(), in the job's environment
+              "kernel_lib/tracking.py": ("pandas",)}
 COMPAT = "compat"  # kernel_lib's folder of the ``azureml`` namespace (kernel_lib/compat/README.md)
 _SKIP = {"__pycache__"}
 
