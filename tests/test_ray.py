@@ -183,7 +183,8 @@ def test_through_ray_client_address(ws, ray_cluster):
         SCRIPTS, "count.py", ["--n", 3], compute_target=remote,
         distributed_job_config=PyTorchConfiguration("Gloo", process_count=2, node_count=2)))
     details = run.wait_for_completion(raise_on_error=False)
-    assert details["status"] == "Completed", log_of(run, "supervisor.txt") + log_of(run, "node_0.txt")
+    assert details["status"] == "Completed", (log_of(run, "supervisor.txt") + log_of(run, "node_0.txt")
+                                              + client_server_logs(cluster))
     assert "done" in log_of(run, "rank_0.txt") and "done" in log_of(run, "rank_1.txt")
     losses = [m for m in run.get_metrics_history() if m["name"] == "loss"]
     assert sorted(m["rank"] for m in losses) == [0, 0, 0, 1, 1, 1]  # metrics came back from both nodes
@@ -192,9 +193,77 @@ def test_through_ray_client_address(ws, ray_cluster):
     # "unreachable" and connects again 2 s later.
     deadline = time.monotonic() + 120
     while (status := remote.get_status(timeout=5))["ray_state"] != "ready":
-        assert time.monotonic() < deadline, status
+        assert time.monotonic() < deadline, f"{status}{client_server_logs(cluster)}"
         time.sleep(1)
     assert {w.node_id for w in workers} <= {n["node_id"] for n in status["ray_nodes"]}
+
+
+def client_server_logs(cluster, tail=2000) -> str:
+    """The end of each log of the head's Ray Client servers (the proxy's, ray_client_server.err,
+    and each per-connection server's, ray_client_server_<port>.err/.out), for a failure message:
+    why a server that the proxy started died is only written there."""
+    logs = Path(cluster.head_node.get_session_dir_path(), "logs")
+    parts = []
+    for path in sorted(logs.glob("ray_client_server*")):
+        text = path.read_text(errors="replace")
+        if text.strip():
+            parts.append(f"--- {path.name}:\n{text[-tail:]}")
+    return "\n\nRay Client server logs (" + str(logs) + "):\n" + "\n".join(parts) if parts else ""
+
+
+class _ConnectOnly:
+    """Just what RaySupervisor.connect uses, for its retries without a cluster."""
+
+    address = "ray://127.0.0.1:1"
+
+    def __init__(self):
+        self.said, self.connect_error = [], None
+
+    def say(self, text):
+        self.said.append(text)
+
+
+def _proxy_failure(port):
+    return ConnectionAbortedError(
+        "Initialization failure from server:\nTraceback (most recent call last):\n  ...\nRuntimeError: "
+        f"Starting Ray client server failed. See ray_client_server_{port}.err for detailed logs.\n")
+
+
+def test_connect_tries_again_after_ray_client_proxy_failure(monkeypatch):
+    """The proxy's server for a connection sometimes dies at its start (a crash in its fork, under
+    load): the supervisor gets time for another whole attempt, past CONNECT_S; a proxy that fails
+    every attempt fails the run after ANSWERED_TRIES, with what the proxy said."""
+    ray = pytest.importorskip("ray")
+    from jupyter_ext.launcher import ray_supervisor
+    from jupyter_ext.launcher.ray_supervisor import ANSWERED_TRIES, RaySupervisor
+
+    from types import SimpleNamespace
+
+    clock = [1000.0]  # the module's own clock only
+    monkeypatch.setattr(ray_supervisor, "time", SimpleNamespace(
+        monotonic=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s)))
+    monkeypatch.setattr(ray.cloudpickle, "register_pickle_by_value", lambda module: None)
+    outcomes = []
+
+    def init(**kwargs):
+        clock[0] += 40  # an attempt takes this long on a loaded machine
+        if outcomes.pop(0):
+            raise _proxy_failure(23000 + len(outcomes))
+
+    monkeypatch.setattr(ray, "init", init)
+    sup = _ConnectOnly()
+    sup.deadline = clock[0] + RaySupervisor.CONNECT_S
+    outcomes[:] = [True, False]  # one failure, 40 s in; the next attempt takes 40 s more
+    RaySupervisor.connect(sup, sup.deadline)
+    # connect_within gives up when the deadline passes: it must cover the second attempt
+    assert not outcomes and sup.deadline > clock[0] > 1000 + RaySupervisor.CONNECT_S
+    assert "ray_client_server_23001.err" in sup.said[0]
+    sup = _ConnectOnly()
+    sup.deadline = clock[0] + RaySupervisor.CONNECT_S
+    outcomes[:] = [True] * 10
+    with pytest.raises(OSError, match=f"(?s)failed {ANSWERED_TRIES} times in a row .*Starting Ray client server"):
+        RaySupervisor.connect(sup, sup.deadline)
+    assert len(outcomes) == 10 - ANSWERED_TRIES
 
 
 def test_cancel_ends_every_process(ws, target):

@@ -25,7 +25,13 @@ from ..contract import ENV_RAY_SHIP_PACKAGES, ENV_SYSTEM_METRICS_INTERVAL
 PG_TIMEOUT_S = 120  # to be granted the job's bundles
 ENV_TIMEOUT_S = 900  # for Ray to build an environment on a node
 SHIP_BATCH_BYTES = 64 << 20  # dataset files sent to a node in one object-store put
-ANSWERED_S = 30.0  # more time to connect after the cluster answered with an error of its own
+# Ray Client's proxy starts a new server process for each connection attempt; under load it
+# sometimes dies before it runs (the fork, in the proxy's multi-threaded gRPC process, crashes:
+# its .err holds only a gRPC "epoll_wait error: Bad file descriptor"), and the proxy answers with
+# an error. Another attempt starts another server, a whole connection again: 20-45 s measured on
+# two loaded cores.
+ANSWERED_S = 75.0  # time for another attempt after the cluster answered with an error of its own
+ANSWERED_TRIES = 3  # that many such answers in a row: a real failure of the cluster's, not bad luck
 MAX_CONNECT_S = 180.0  # and no more than this in all
 package_dirs = payload.package_dirs  # jupyter_ext and kernel_lib: on the PYTHONPATH of the nodes
 
@@ -104,7 +110,7 @@ class RaySupervisor(RemoteSupervisor):
 
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's notes in supervisor.txt, without colour codes
-        said, started = None, time.monotonic()
+        said, started, answered = None, time.monotonic(), 0
         while True:  # a local head started by the target may still be coming up
             try:
                 ray.init(address=self.address, namespace="jupyter-train", log_to_driver=False,
@@ -114,9 +120,17 @@ class RaySupervisor(RemoteSupervisor):
                 self.connect_error = f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, ConnectionAbortedError) and "from server" in str(exc):
                     # The cluster answered, with an error of its own (Ray Client's proxy failing
-                    # to start a server for us, seen under load): it is reachable; more time.
+                    # to start a server for us, seen under load): it is reachable; time for a
+                    # whole new attempt, a few times at most.
+                    answered += 1
+                    if answered >= ANSWERED_TRIES:
+                        raise OSError(f"its Ray Client server failed {answered} times in a row "
+                                      f"(see ray_client_server*.err in the head's Ray logs); "
+                                      f"the last: {exc}") from None
                     self.deadline = deadline = min(max(self.deadline, time.monotonic() + ANSWERED_S),
                                                    started + MAX_CONNECT_S)
+                else:
+                    answered = 0
                 if time.monotonic() + 1 > deadline:
                     raise OSError(f"could not reach it: {exc}") from None
                 if said != self.connect_error:
