@@ -16,6 +16,9 @@ from . import args as check
 from .client import TrainError
 
 BATCH_FILES, BATCH_BYTES = 500, 256 * 10**6  # an upload request's most (progress after each)
+UPLOAD_TIMEOUT_S = 600  # one batch, copied by the server
+REGISTER_TIMEOUT_S = 6 * 3600  # the server hashes every file of a new version
+SAY_HASHING_BYTES = 200 * 10**6  # a registration that reads this much says so first
 TOKEN = "DatasetConsumptionConfig:"  # jupyter_ext.contract.DATASET_ARG_PREFIX (Azure ML's text)
 
 
@@ -114,8 +117,9 @@ class Datastore:
             nonlocal done, size, written, batch, batch_bytes
             if not batch:
                 return
-            out = self.workspace.client.post(f"/datastores/{quote(self.name)}/upload", {
-                "source": src, "files": batch, "target_path": target, "overwrite": bool(overwrite)})
+            out = self.workspace.client.request("POST", f"/datastores/{quote(self.name)}/upload", {
+                "source": src, "files": batch, "target_path": target, "overwrite": bool(overwrite)},
+                timeout=UPLOAD_TIMEOUT_S)
             done, size, written = done + len(batch), size + batch_bytes, written + out["written"]
             kept.extend(out["kept"])
             batch, batch_bytes = [], 0
@@ -201,11 +205,16 @@ class _Dataset:
         """A new version of ``name`` naming these files (by content). With the same files as the
         latest version, that version is returned; without ``create_new_version`` an existing
         name is refused."""
-        data = workspace.client.post("/datasets", {
+        files = self._listing()
+        size = sum(f["size"] for f in files)
+        if size >= SAY_HASHING_BYTES:  # the server reads every byte once (files unchanged since
+            # an earlier version of the name are not read again)
+            print(f"Registering {name}: {len(files)} files, {size / 1e6:.0f} MB to hash ...", flush=True)
+        data = workspace.client.request("POST", "/datasets", {
             "name": check.name("Dataset", name), "kind": self.kind, "paths": self._paths,
             "description": description, "tags": {str(k): str(v) for k, v in (tags or {}).items()},
             "create_new_version": bool(create_new_version),
-            **({"tabular": self._tabular} if self._tabular else {})})
+            **({"tabular": self._tabular} if self._tabular else {})}, timeout=REGISTER_TIMEOUT_S)
         return type(self)(workspace, self._paths, self._tabular, data)
 
     # -- files ------------------------------------------------------------------------------
