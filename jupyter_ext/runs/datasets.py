@@ -31,6 +31,16 @@ PROGRESS_S = 1.0
 MAX_UPLOAD_FILES = 10_000  # files in one upload request (the SDK sends batches)
 
 
+def _sha256(store: Store, path: str) -> tuple[str, int]:
+    """(sha256, size) of a file of ``store``, read once."""
+    h, size = hashlib.sha256(), 0
+    with store.open(path) as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -255,12 +265,7 @@ class Datasets:
             st = store.stat(store_path)
             digest = known.get((store_path, st.st_size, st.st_mtime_ns)) if st else None
             if digest is None:
-                h, size = hashlib.sha256(), 0
-                with store.open(store_path) as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
-                        size += len(chunk)
-                digest = h.hexdigest()
+                digest, size = _sha256(store, store_path)
             else:
                 size = st.st_size
             if store.kind == "workspace":
@@ -395,11 +400,7 @@ class Datasets:
             if st is None:
                 return f"{store_path} is gone from the store"
             if (st.st_size, st.st_mtime_ns) != (size, mtime):
-                h = hashlib.sha256()
-                with store.open(store_path) as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
-                if h.hexdigest() != digest:
+                if _sha256(store, store_path)[0] != digest:
                     return f"{store_path} changed since version {inp['version']} was registered"
         if "file" not in inp:
             there = {p for p, _ in store._tree_list(inp["base"])}
