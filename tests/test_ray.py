@@ -416,6 +416,7 @@ def test_the_tutorial_reads_a_dataset_sent_through_ray(ws, copy_target, fowl):
     assert "shared_filesystem is not True" in log_of(run, "prepare.txt")
     n = len(set(digests))
     assert f"datasets through Ray: sent {n} of {n} files" in log_of(run, "supervisor.txt")
+    assert f"sending {n} of {n} dataset files" in log_of(run, "prepare.txt")  # progress, where users look
     assert 0 <= run.get_metrics()["best_val_acc"] <= 1
     again = submit_tutorial(ws, fowl, "download", compute_target=copy_target)
     assert again.wait_for_completion(raise_on_error=False)["status"] == "Completed", log_of(again, "supervisor.txt")

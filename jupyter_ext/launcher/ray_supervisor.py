@@ -289,6 +289,11 @@ class RaySupervisor(RemoteSupervisor):
         cache = datainputs.ObjectCache(manifest["cache"])
         digests = sorted({f[1] for i in inputs for f in i["files"]})
         missing = ray.get(agent.missing_objects.remote(digests))
+        need = sum(cache.path(d).stat().st_size for d in missing)
+        where = info["where"]
+        if missing:
+            self.say_prepared(f"{where}: sending {len(missing)} of {len(digests)} dataset files "
+                              f"({need / 1e6:.1f} MB) through Ray; the rest are in the node's cache")
         sent, batch, size = 0, {}, 0
         for digest in missing:
             data = cache.read(digest)
@@ -296,13 +301,14 @@ class RaySupervisor(RemoteSupervisor):
             if size >= SHIP_BATCH_BYTES:
                 ray.get(agent.put_objects.remote(ray.put(batch)))
                 sent, batch, size = sent + size, {}, 0
+                self.say_prepared(f"{where}: {sent / 1e6:.1f} of {need / 1e6:.1f} MB sent")
         if batch:
             ray.get(agent.put_objects.remote(ray.put(batch)))
             sent += size
         for line in ray.get(agent.lay_out_inputs.remote(inputs)):
-            self.say(f"{info['where']}: {line}")
-        self.say(f"{info['where']}: datasets through Ray: sent {len(missing)} of {len(digests)} files "
-                 f"({sent / 1e6:.1f} MB); the rest were in the node's cache")
+            self.say_prepared(f"{where}: {line}")
+        self.say_prepared(f"{where}: datasets through Ray: sent {len(missing)} of {len(digests)} files "
+                          f"({sent / 1e6:.1f} MB); the rest were in the node's cache")
 
     # -- files back -------------------------------------------------------------------------
     def sync(self, final: bool = False) -> None:

@@ -149,16 +149,17 @@ class Supervisor:
         manifest = datainputs.read_manifest(self.rd.path)
         if not manifest.get("inputs"):
             return
-
-        def say(text: str) -> None:
-            print(text, flush=True)
-            with open(self.rd.logs / "prepare.txt", "a") as f:
-                f.write(text + "\n")
-
         try:
-            datainputs.lay_out(manifest["inputs"], datainputs.ObjectCache(manifest["cache"]), self.rd.path, say)
+            datainputs.lay_out(manifest["inputs"], datainputs.ObjectCache(manifest["cache"]), self.rd.path,
+                               self.say_prepared)
         except OSError as exc:
             raise InputsFailed(str(exc)) from None
+
+    def say_prepared(self, text: str) -> None:
+        """A line of the run's preparation on its nodes: in supervisor.txt and logs/prepare.txt."""
+        self.say(text)
+        with open(self.rd.logs / "prepare.txt", "a") as f:
+            f.write(text + "\n")
 
     def late_values(self) -> dict[str, str]:
         """The values of the late-bound variables (commands.LATE) of this host's nodes: node 0
