@@ -103,7 +103,8 @@ class RunManager:
         dist = parse_distributed(req.distributed)
         target.validate_job(dist)
         env = self.environments.resolve(req.environment) if req.environment else None
-        inputs = self.datasets.check_inputs(req.datasets)  # a missing file: refused here
+        # a missing file is refused here, before the run exists (a stat a file: off the loop)
+        inputs = await asyncio.to_thread(self.datasets.check_inputs, req.datasets) if req.datasets else []
         plan = target.plan_environment(env, req.python or None)
         env, python = plan.env, plan.python
         source = os.path.abspath(os.path.expanduser(req.source_directory)) if req.source_directory else None
