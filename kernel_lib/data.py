@@ -85,13 +85,18 @@ class Datastore:
         src = os.path.abspath(os.path.expanduser(check.text("src_dir", src_dir)))
         if not os.path.isdir(src):
             raise TrainError(f"src_dir {src_dir!r} is not a folder; give the folder to upload.", "not_found")
-        files = []
+        files, outside = [], []
+        real_src = os.path.realpath(src)
         for folder, dirs, names in os.walk(src):
             dirs.sort()
             for n in sorted(names):
                 full = os.path.join(folder, n)
-                if os.path.isfile(full):
+                if not os.path.realpath(full).startswith(real_src + os.sep):
+                    outside.append(os.path.relpath(full, src))  # a link out of src_dir: not sent
+                elif os.path.isfile(full):
                     files.append((os.path.relpath(full, src).replace(os.sep, "/"), os.path.getsize(full)))
+        if outside:
+            print(f"Not uploaded: {len(outside)} link(s) that lead outside {src}, e.g. {outside[0]}")
         return self._upload(src, files, target_path, overwrite, show_progress)
 
     def upload_files(self, files: list, relative_root: str | None = None, target_path: str | None = None,

@@ -46,9 +46,16 @@ def seen(ws, run) -> dict:
 
 def test_upload_versions_are_immutable_and_download(ws, tmp_path):
     src = make_files(tmp_path / "fowl_data", FOWL)
+    secret = make_files(tmp_path / "private", {"key.txt": b"not for the store"})
+    (src / "leak.txt").symlink_to(secret / "key.txt")  # a link out of the folder: never uploaded
     ds = ws.get_default_datastore()
     assert ds.name == "workspaceblobstore" and ds.datastore_type == "workspace"
     ds.upload(src_dir=str(src), target_path="fowl", show_progress=False)
+    assert not Path(ws.path, "datastores", "workspaceblobstore", "fowl", "leak.txt").exists()
+    with pytest.raises(TrainError, match="not a file inside"):  # asked for anyway: refused whole
+        ws.client.post("/datastores/workspaceblobstore/upload",
+                       {"source": str(src), "files": ["chicken/3.txt", "leak.txt"], "target_path": "other"})
+    assert not Path(ws.path, "datastores", "workspaceblobstore", "other").exists()
     v1 = Dataset.File.from_files(path=(ds, "fowl/**")).register(ws, "fowl", description="birds")
     assert (v1.version, v1._data["files"], v1._data["size"]) == (1, 3, sum(map(len, FOWL.values())))
     assert sorted(v1.to_path()) == sorted("/" + k for k in FOWL)

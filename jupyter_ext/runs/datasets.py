@@ -144,25 +144,21 @@ class Datasets:
                 files = [rel for rel, _ in tree.list().files]
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files) or len(files) > MAX_UPLOAD_FILES:
             raise InvalidRequest(f"'files' must be a list of at most {MAX_UPLOAD_FILES} relative paths.")
-        written, kept, size = [], [], 0
+        plan = []  # every file checked before any is written: a bad one leaves the store as it was
         for rel in files:
             parts = check_relative(rel, f"the folder {src}")
-            source = Path(src, *parts)
-            real = os.path.realpath(source)
-            if not (real.startswith(os.path.realpath(src) + os.sep)) or not os.path.isfile(real):
+            real = os.path.realpath(Path(src, *parts))
+            if not real.startswith(os.path.realpath(src) + os.sep) or not os.path.isfile(real):
                 raise InvalidRequest(f"{rel!r} is not a file inside {src} (links out are not followed).")
-            dest = posixpath.join(target.strip("/"), *parts) if target.strip("/") else "/".join(parts)
+            plan.append((real, posixpath.join(target.strip("/"), *parts) if target.strip("/") else "/".join(parts)))
+        written, kept, size = [], [], 0
+        for real, dest in plan:
             if store.write(dest, Path(real), bool(body.get("overwrite"))):
                 written.append(dest)
                 size += os.path.getsize(real)
             else:
                 kept.append(dest)
         return {"datastore": name, "written": len(written), "kept": kept, "bytes": size}
-
-    def store_files(self, name: str, pattern: str) -> dict:
-        store = self.datastore(name)
-        files = store.list(pattern)
-        return {"datastore": name, "files": [{"path": p, "size": s} for p, s in files]}
 
     def open_store_file(self, name: str, rel: str):
         """A datastore's file, opened for reading; a URL store's is copied into a temporary
