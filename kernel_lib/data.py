@@ -249,6 +249,10 @@ class _Dataset:
         target = os.path.abspath(os.path.expanduser(target_path)) if target_path else tempfile.mkdtemp(prefix="dataset-")
         files = self._listing()
         dests = [os.path.join(target, *f["path"].split("/")) for f in files]
+        for f, d in zip(files, dests):
+            if ".." in f["path"].split("/") or not os.path.abspath(d).startswith(target + os.sep):
+                raise TrainError(f"{f['path']!r} would be written outside {target}; nothing was written.",
+                                 "invalid_request")
         if not overwrite:
             clash = next((d for d in dests if os.path.exists(d)), None)
             if clash:

@@ -250,3 +250,19 @@ def test_a_server_killed_while_a_run_fetches_its_dataset_resumes_it(headless, wo
     assert details["status"] == "Completed", log_of(run, "prepare.txt")[-2000:]
     assert "The server restarted while this run was Preparing" in log_of(run, "prepare.txt")
     assert seen(ws, run)["files"] == {k: sha(v) for k, v in files.items()}
+
+
+async def test_an_object_key_with_dot_dot_is_refused_not_followed(api):
+    """Object stores allow keys such as 'a/../../x' (fsspec's memory filesystem keeps them as
+    written, standing in for S3): a dataset naming one is refused, so no download or layout
+    can write outside its folder."""
+    import fsspec
+
+    mem = fsspec.filesystem("memory")
+    root = f"/keys-{id(api)}"
+    mem.pipe(f"{root}/ok.txt", b"fine")
+    mem.store[f"{root}/sub/../../escape.txt"] = mem.store[f"{root}/ok.txt"]  # a raw key, unnormalised
+    await api.call("POST", "datastores", {"name": "keys", "kind": "fsspec", "url": f"memory:/{root}"}, expect=201)
+    answer = await api.call("POST", "datasets", {"name": "keys", "paths": [{"datastore": "keys", "path": "**"}]},
+                            expect=400)
+    assert "not a plain relative path" in answer["message"]

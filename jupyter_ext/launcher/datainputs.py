@@ -141,6 +141,8 @@ def lay_out(inputs: list[dict], cache: ObjectCache, root, say=print) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for rel, digest, _size in inp["files"]:
+            if rel.startswith("/") or ".." in rel.split("/"):
+                raise OSError(f"dataset input {inp['name']}: {rel!r} would lead outside its folder")
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             obj = cache.path(digest)

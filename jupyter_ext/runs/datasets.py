@@ -205,6 +205,10 @@ class Datasets:
         base = posixpath.commonpath(bases) if all(bases) else ""
         cut = len(base) + 1 if base else 0
         files = [[sp[cut:], sp, size] for sp, size in sorted(found.items())]
+        for rel, sp, _ in files:  # an object key may hold '..' (S3 allows it): never a path out
+            if not rel or rel.startswith("/") or {"", ".", ".."} & set(rel.split("/")) or "\x00" in rel:
+                raise InvalidRequest(f"{store.what} holds {sp!r}, which is not a plain relative path "
+                                     "(an empty, '.' or '..' part): rename it, or name other files.")
         tabular = None
         if kind == "tabular":
             tabular = body.get("tabular") or {}
