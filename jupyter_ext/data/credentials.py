@@ -3,7 +3,7 @@
 ``cryptography`` package) under a key that lives outside every workspace, in Jupyter's data
 folder (or contract.ENV_SECRET_FILE), readable by its owner only, as Jupyter keeps its cookie
 secret. A copied or shared workspace carries no usable secret; the API shows only the option
-names (``redact``)."""
+names (shown as HIDDEN)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,3 @@ def unseal(token: str, store: str) -> dict:
                        f"key ({key_path()}): it was registered with another key. Register it again "
                        "with its storage_options.") from None
 
-
-def redact(options: dict) -> dict:
-    return {str(k): HIDDEN for k in options}

@@ -26,7 +26,6 @@ from ..paths import Tree, check_relative
 from . import credentials
 
 DEFAULT = "workspaceblobstore"
-KINDS = ("workspace", "local", "fsspec")
 MAGIC = re.compile(r"[*?\[]")
 
 
