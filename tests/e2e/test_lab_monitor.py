@@ -208,6 +208,12 @@ def test_train_cell_in_jupyterlab_shows_a_live_monitor(lab, browser_page):
         page.wait_for_function(
             "document.querySelector('[data-testid=jt-status]').textContent === 'Completed'",
             timeout=90_000)
+        # the stream sends the last points before Completed; the chart draws them on its next
+        # animation frame (run_monitor.js redrawChart), which may come just after the status text
+        page.wait_for_function(
+            "() => { const c = document.querySelector('.jt-monitor [data-testid=jt-chart] "
+            "[data-testid=jp-train-chart][data-metric=loss]'); return c && c.dataset.points === '12'; }",
+            timeout=10_000)
         points = int(page.locator(line).get_attribute("data-points"))
         assert first < points == 12 and first_status.inner_text() == "Completed"
         monitor = page.locator(".jt-monitor").first
