@@ -320,6 +320,11 @@ class DatasetConsumptionConfig:
         if not isinstance(name, str) or not name.isidentifier():
             raise check.ArgumentError(f"as_named_input({name!r}): the name must be a Python identifier "
                                       "(letters, digits, '_'); the script reads run.input_datasets[name].")
+        if path_on_compute is not None:
+            import warnings
+
+            warnings.warn(f"path_on_compute={path_on_compute!r} is not used here: the script is given the "
+                          "input's path on each node (its argument, and run.input_datasets).", stacklevel=3)
         self.name, self.dataset, self.mode, self.path_on_compute = name, dataset, mode, path_on_compute
 
     def as_mount(self, path_on_compute: str | None = None) -> "DatasetConsumptionConfig":

@@ -77,14 +77,11 @@ class ScriptRunConfig:
         import sys
 
         env = self.environment
-        inputs = {}
-        for a in self.arguments:
-            if callable(getattr(a, "to_request", None)) and hasattr(a, "mode"):
-                inputs[a.name] = a.to_request()
+        inputs = _dataset_inputs(self.arguments)
         return {"experiment": experiment, "source_directory": self.source_directory,
-                "script": self.script, "arguments": [str(a) if a.__class__.__name__ ==
-                                                     "DatasetConsumptionConfig" else a for a in self.arguments],
-                **({"datasets": list(inputs.values())} if inputs else {}),
+                "script": self.script,
+                "arguments": [str(a) if _is_input(a) else a for a in self.arguments],  # its placeholder
+                **({"datasets": inputs} if inputs else {}),
                 "compute_target": self.target_name,
                 # no environment: the job runs with this kernel's interpreter (no build)
                 **({"environment": env.to_spec()} if env is not None else {"python": sys.executable}),
@@ -92,6 +89,26 @@ class ScriptRunConfig:
                 "tags": {str(k): str(v) for k, v in (tags or {}).items()},
                 **({"extra_files": dict(self.extra_files)} if self.extra_files else {}),
                 **({"distributed": dict(self.distributed)} if self.distributed else {})}
+
+
+def _is_input(a) -> bool:
+    from .data import DatasetConsumptionConfig
+
+    return isinstance(a, DatasetConsumptionConfig)
+
+
+def _dataset_inputs(arguments: list) -> list[dict]:
+    """The request's ``datasets``: one per input name (an input given twice is one input; two
+    different ones under one name are refused)."""
+    by_name: dict[str, dict] = {}
+    for a in arguments:
+        if _is_input(a):
+            req = a.to_request()
+            if by_name.setdefault(a.name, req) != req:
+                raise args.ArgumentError(f"Two dataset inputs are named {a.name!r} ({by_name[a.name]['dataset']} "
+                                         f"and {req['dataset']}, or two modes): give each its own "
+                                         "as_named_input(name).")
+    return list(by_name.values())
 
 
 def _arguments(value) -> list:
@@ -106,7 +123,7 @@ def _arguments(value) -> list:
         raise args.ArgumentTypeError(f"arguments must be a list or tuple, e.g. ['--lr', '1'], not "
                                      f"{type(value).__name__}.")
     for i, a in enumerate(value):
-        if callable(getattr(a, "to_request", None)) and hasattr(a, "mode"):  # a dataset input
+        if _is_input(a):
             continue
         if isinstance(a, bool) or not isinstance(a, (str, int, float)):
             raise args.ArgumentTypeError(f"arguments[{i}] is {a!r} ({type(a).__name__}); each argument "

@@ -266,3 +266,22 @@ async def test_an_object_key_with_dot_dot_is_refused_not_followed(api):
     answer = await api.call("POST", "datasets", {"name": "keys", "paths": [{"datastore": "keys", "path": "**"}]},
                             expect=400)
     assert "not a plain relative path" in answer["message"]
+
+
+def test_a_run_configs_dataset_inputs_are_checked_before_anything_is_sent(tmp_path):
+    """No server: ScriptRunConfig turns inputs into the request's ``datasets`` and placeholders."""
+    from kernel_lib.data import FileDataset
+
+    a = FileDataset(None, [], _data={"name": "fowl", "version": 2})
+    b = FileDataset(None, [], _data={"name": "other", "version": 1})
+    (tmp_path / "t.py").write_text("")
+    given = a.as_named_input("fowl").as_download()
+    req = ScriptRunConfig(str(tmp_path), "t.py", ["--x", given, "--y", given]).to_request("e", None)
+    assert req["arguments"] == ["--x", "DatasetConsumptionConfig:fowl", "--y", "DatasetConsumptionConfig:fowl"]
+    assert req["datasets"] == [{"name": "fowl", "dataset": "fowl", "version": 2, "mode": "download"}]
+    with pytest.raises(TrainError, match="Two dataset inputs are named 'fowl'"):
+        ScriptRunConfig(str(tmp_path), "t.py", [given, b.as_named_input("fowl").as_mount()]).to_request("e", None)
+    with pytest.raises(TrainError, match="not registered"):
+        ScriptRunConfig(str(tmp_path), "t.py", [FileDataset(None, []).as_named_input("x").as_mount()]).to_request("e", None)
+    with pytest.warns(UserWarning, match="path_on_compute"):
+        a.as_named_input("fowl").as_mount(path_on_compute="/mnt/x")

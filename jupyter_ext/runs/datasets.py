@@ -253,13 +253,11 @@ class Datasets:
 
     def _hash(self, store: Store, files: list[list], name: str) -> list[list]:
         """[path, sha256, size, store path, mtime_ns] of each file. A local file unchanged since
-        an earlier version of ``name`` (same size and mtime) keeps its digest; a workspace
+        the latest version of ``name`` (same size and mtime) keeps its digest; a workspace
         store's file is pinned in the cache as it is hashed."""
-        known = {}
-        for old in self.store.list_datasets(name):
-            for f in self.store.dataset_files(name, old["version"]):
-                if f[4] is not None:
-                    known[(f[3], f[2], f[4])] = f[1]
+        latest = self.store.get_dataset(name)
+        known = {(f[3], f[2], f[4]): f[1] for f in (self.store.dataset_files(name, latest["version"]) if latest else [])
+                 if f[4] is not None}
         out = []
         for rel, store_path, _size in files:
             st = store.stat(store_path)
